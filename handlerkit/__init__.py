@@ -1,0 +1,27 @@
+"""handlerkit: see how a TorchServe handler turns a request into a prediction, stage by stage.
+
+Handlers mirror TorchServe's; `trace(handler)` records the tensor between every stage.
+"""
+
+from .context import Context
+from .errors import ModelLoadError, RequestError, TooManyPixels
+from .handlers.base import BaseHandler
+from .handlers.image_classifier import ImageClassifier
+from .handlers.mnist import MNISTDigitClassifier
+from .handlers.vision import VisionHandler
+from .tracing import StageRecord, Trace, add_layer_hook, trace
+
+__all__ = [
+    "BaseHandler",
+    "Context",
+    "ImageClassifier",
+    "MNISTDigitClassifier",
+    "ModelLoadError",
+    "RequestError",
+    "StageRecord",
+    "TooManyPixels",
+    "Trace",
+    "VisionHandler",
+    "add_layer_hook",
+    "trace",
+]

@@ -1,0 +1,133 @@
+"""BaseHandler: the contract TorchServe calls — `initialize(context)`, then `handle(data, context)`.
+
+`handle` runs preprocess -> inference -> postprocess over a batch of requests; a row that fails
+preprocessing is answered with its own error while the rest of the batch is answered normally.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import ModelLoadError, RequestError
+from ..loading import choose_device, load_eager_model, load_mapping, load_torchscript_model
+from ..tracing import Hooks
+
+
+class BaseHandler:
+    """Loads an eager (model.py + state_dict) or TorchScript model and serves batches with it."""
+
+    def __init__(self) -> None:
+        # The same fields as TorchServe's BaseHandler, so code written against one reads the other.
+        self.model = None
+        self.mapping = None
+        self.device = None
+        self.initialized = False
+        self.context = None
+        self.model_pt_path = None
+        self.manifest = None
+        self.map_location = None
+        # handlerkit's additions: trace hooks (empty: no cost) and this batch's bad rows.
+        self.hooks = Hooks()
+        self.row_errors: dict[int, RequestError] = {}
+
+    # ---- initialize: three named steps --------------------------------------------------------
+    def initialize(self, context) -> None:
+        """Choose the device, load the model, load the label mapping."""
+        properties = context.system_properties
+        self.model_yaml_config = getattr(context, "model_yaml_config", None) or {}
+        self.device = choose_device(properties.get("gpu_id"))
+        self.map_location = self.device.type
+        self.manifest = context.manifest
+        model_dir = Path(properties.get("model_dir"))
+        self.model = self.load_model(model_dir)
+        self.mapping = load_mapping(model_dir / "index_to_name.json")
+        self.initialized = True
+
+    def load_model(self, model_dir: Path):
+        """Eager when the manifest names a modelFile, else TorchScript from the `.pt` file."""
+        model = self.manifest["model"]
+        serialized = model.get("serializedFile")
+        self.model_pt_path = str(model_dir / serialized) if serialized else None
+        weights = Path(self.model_pt_path) if serialized else None
+        if model.get("modelFile"):
+            return load_eager_model(model_dir / model["modelFile"], weights, self.device)
+        if weights is not None and weights.suffix == ".pt":
+            return load_torchscript_model(weights, self.device)
+        raise ModelLoadError(
+            f"nothing to load in {model_dir}: the manifest has no modelFile and serializedFile "
+            f"is {serialized!r}; add model.py + a state_dict, or a TorchScript .pt file"
+        )
+
+    # ---- the three stages ---------------------------------------------------------------------
+    def preprocess(self, data: list) -> torch.Tensor:
+        """Request rows -> one tensor on the model's device."""
+        return torch.as_tensor(data, device=self.device)
+
+    def inference(self, data: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        """The model's forward pass, without autograd bookkeeping."""
+        with torch.inference_mode():
+            return self.model(data.to(self.device), *args, **kwargs)
+
+    def postprocess(self, data: torch.Tensor) -> list:
+        """Model output -> one JSON-able answer per request."""
+        return data.tolist()
+
+    # ---- handle: the composition ----------------------------------------------------------------
+    def handle(self, data: list, context) -> list:
+        """preprocess -> inference -> postprocess, then put each bad row's error in its slot."""
+        started = time.time()
+        self.context = context
+        self.row_errors = {}
+        batch = self.stage("preprocess", self.preprocess, data)
+        answers = []
+        if batch is not None:
+            output = self.stage("inference", self.inference, batch)
+            answers = self.stage("postprocess", self.postprocess, output)
+        answers = self.merge_errors(answers, len(data))
+        elapsed_ms = round((time.time() - started) * 1000, 2)
+        context.metrics.add_time("HandlerTime", elapsed_ms, None, "ms")
+        return answers
+
+    def stage(self, name: str, fn, data: Any):
+        """Run one stage, through the trace hooks when any are registered."""
+        if not self.hooks:
+            return fn(data)
+        return self.hooks.run(name, "stage", fn, data, None, self.device)
+
+    def step(self, name: str, fn, data: Any, row: int | None = None):
+        """Run one step inside a stage (a transform, the stacking, ...), traced like a stage."""
+        if not self.hooks:
+            return fn(data)
+        return self.hooks.run(name, "step", fn, data, row, self.device)
+
+    # ---- per-request errors -------------------------------------------------------------------
+    def reject(self, idx: int, error: RequestError) -> None:
+        """Mark request `idx` as bad; it is answered with its error, and a 4xx where possible."""
+        self.row_errors[idx] = error
+        set_status = getattr(self.context, "set_response_status", None)
+        if set_status is not None:
+            set_status(error.status, str(error), idx)
+
+    def merge_errors(self, answers: list, count: int) -> list:
+        """Interleave the good rows' answers with `{"error": ...}` for each rejected row."""
+        if not self.row_errors:
+            return answers
+        good = iter(answers)
+        return [
+            {"error": str(self.row_errors[i])} if i in self.row_errors else next(good)
+            for i in range(count)
+        ]
+
+    def register_trace_hook(self, hook):
+        """Low-level tracing: `hook(stage, kind, input, output, seconds, row, started)`.
+
+        Returns a handle; `handle.remove()` unregisters it.
+        """
+        return self.hooks.add(hook)
+
+    def get_device(self):
+        return self.device

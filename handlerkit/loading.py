@@ -1,0 +1,128 @@
+"""The steps of `BaseHandler.initialize`: choose the device, load the model, load the labels.
+
+Each step is a plain function so a notebook can call them one by one; every failure names the
+file at fault and the fix.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import ModelLoadError
+
+
+def choose_device(gpu_id: int | str | None) -> torch.device:
+    """`cuda:<gpu_id>` when CUDA is available and a gpu_id is given, else the CPU (TorchServe's order)."""
+    if gpu_id is not None and torch.cuda.is_available():
+        return torch.device(f"cuda:{gpu_id}")
+    return torch.device("cpu")
+
+
+def import_model_file(path: Path) -> type[nn.Module]:
+    """Import `model.py` by its path and return the one class it defines.
+
+    Each file gets its own module name, so two model folders (each with its own `model.py`)
+    can be loaded in one notebook without the second import returning the first module.
+    """
+    if not path.is_file():
+        raise ModelLoadError(
+            f"the manifest names model file {path.name!r}, but {path} does not exist; "
+            "put the nn.Module class definition there, or drop modelFile to load TorchScript"
+        )
+    name = f"_handlerkit_model_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.parent))  # TorchServe puts the model folder on sys.path too
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
+    classes = [c for _, c in inspect.getmembers(module, inspect.isclass) if c.__module__ == name]
+    if len(classes) != 1:
+        found = ", ".join(c.__name__ for c in classes) or "none"
+        raise ModelLoadError(
+            f"{path.name} defines {len(classes)} classes ({found}); TorchServe instantiates "
+            "exactly one: keep the model class and import the others from another module"
+        )
+    return classes[0]
+
+
+def load_eager_model(model_file: Path, weights: Path | None, device: torch.device) -> nn.Module:
+    """Instantiate the class in `model_file` and load the `state_dict` in `weights` into it."""
+    model_class = import_model_file(model_file)
+    model = model_class()
+    if weights is not None:
+        _require_file(weights)
+        state_dict = torch.load(weights, map_location=device)
+        if isinstance(state_dict, nn.Module):
+            raise ModelLoadError(
+                f"{weights.name} holds a whole pickled model, not a state_dict; "
+                "save it with torch.save(model.state_dict(), path)"
+            )
+        try:
+            model.load_state_dict(state_dict)
+        except RuntimeError as err:
+            raise ModelLoadError(
+                f"the weights in {weights.name} do not fit class {model_class.__name__} "
+                f"in {model_file.name}: {err}"
+            ) from None
+    return model.to(device).eval()
+
+
+def load_torchscript_model(weights: Path, device: torch.device) -> torch.jit.ScriptModule:
+    """Load a TorchScript archive (what TorchServe loads when the manifest has no modelFile)."""
+    _require_file(weights)
+    try:
+        model = torch.jit.load(str(weights), map_location=device)
+    except RuntimeError as err:
+        raise ModelLoadError(
+            f"{weights.name} is not TorchScript ({str(err).splitlines()[0]}); if it is a "
+            "state_dict, add model.py with the nn.Module class as the manifest's modelFile"
+        ) from None
+    return model.eval()
+
+
+def load_mapping(path: Path) -> dict[str, str] | None:
+    """Read `index_to_name.json` with TorchServe's rules; None when the file is absent.
+
+    Keys are class indices as strings; a list value means its last element is the label;
+    the old `{"object_type_names": [...]}` form is accepted.
+    """
+    if not path.is_file():
+        return None
+    try:
+        mapping = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ModelLoadError(f"{path.name} is not valid JSON ({err}); fix the file") from None
+    if not isinstance(mapping, dict):
+        raise ModelLoadError(
+            f'{path.name} must be a JSON object like {{"0": "cat", "1": "dog"}}, '
+            f"got a {type(mapping).__name__}"
+        )
+    if isinstance(mapping.get("object_type_names"), list):
+        return {str(i): name for i, name in enumerate(mapping["object_type_names"])}
+    labels = {}
+    for key, value in mapping.items():
+        label = value[-1] if isinstance(value, list) and value else value
+        if not isinstance(label, str):
+            raise ModelLoadError(
+                f"{path.name}: the label of class {key!r} is {value!r}; "
+                'labels must be a string or a list ending in one, e.g. ["n02123045", "tabby"]'
+            )
+        labels[key] = label
+    return labels
+
+
+def _require_file(path: Path) -> None:
+    if not path.is_file():
+        raise ModelLoadError(
+            f"the manifest names weights file {path.name!r}, but {path} does not exist; "
+            "copy the weights into the model folder or fix serializedFile"
+        )

