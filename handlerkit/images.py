@@ -54,8 +54,11 @@ def decode_image(data: bytes | bytearray, max_pixels: int | None = DEFAULT_MAX_P
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError as err:
-        raise TooManyPixels(f"image refused: {err}") from None
+    except Image.DecompressionBombError as err:  # Pillow's own check, at twice its limit
+        raise TooManyPixels(
+            f"image is over the limit of {max_pixels or DEFAULT_MAX_PIXELS:,} pixels "
+            f"(limit_max_image_pixels): {err}"
+        ) from None
     except UnidentifiedImageError:
         head = bytes(data[:8])
         raise RequestError(f"not an image: Pillow cannot identify {len(data)} bytes starting {head!r}") from None
