@@ -1,0 +1,198 @@
+"""Drawings of trace records: the image after each step, channels, histograms, top-k, timeline.
+
+Every function takes records or tensors from a `Trace` and returns a matplotlib Figure, titled
+with the stage it shows, so a notebook cell shows one picture of one part of the pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from PIL import Image
+
+from .tracing import StageRecord, Trace
+
+STAGE_COLORS = {"preprocess": "tab:blue", "inference": "tab:orange", "postprocess": "tab:green"}
+
+
+def as_picture(value) -> np.ndarray:
+    """A PIL image or a (C,H,W)/(H,W) tensor as an array imshow can draw (scaled to 0..1)."""
+    if isinstance(value, Image.Image):
+        return np.asarray(value.convert("RGB") if value.mode not in ("RGB", "L") else value)
+    array = value.detach().float().cpu()
+    if array.ndim == 4:
+        array = array[0]
+    if array.ndim == 3:
+        array = array.permute(1, 2, 0) if array.shape[0] in (1, 3) else array[0:1].permute(1, 2, 0)
+        if array.shape[-1] == 1:
+            array = array[..., 0]
+    low, high = array.min(), array.max()
+    return ((array - low) / (high - low + 1e-12)).numpy()
+
+
+def show_steps(trace: Trace, row: int = 0, title: str | None = None) -> Figure:
+    """The request `row` after each per-image step: decoded, resized, cropped, tensor, normalized."""
+    records = [r for r in trace if r.row == row and r.output is not None and r.kind == "step"]
+    fig, axes = plt.subplots(1, len(records), figsize=(2.6 * len(records), 3), squeeze=False)
+    for ax, record in zip(axes[0], records):
+        picture = as_picture(record.output)
+        ax.imshow(picture, cmap="gray" if picture.ndim == 2 else None)
+        ax.set_title(f"{record.stage}\n{_shape(record)}", fontsize=9)
+        ax.axis("off")
+    fig.suptitle(title or f"preprocess, request {row}: one picture per step")
+    fig.tight_layout()
+    return fig
+
+
+def show_channels(tensor: torch.Tensor, title: str = "channels", names: Sequence[str] = ("R", "G", "B")) -> Figure:
+    """Each channel of a (C,H,W) tensor as its own grayscale image, with its value range."""
+    tensor = tensor.detach().float().cpu()
+    tensor = tensor[0] if tensor.ndim == 4 else tensor
+    fig, axes = plt.subplots(1, tensor.shape[0], figsize=(3 * tensor.shape[0], 3.2), squeeze=False)
+    for i, (ax, channel) in enumerate(zip(axes[0], tensor)):
+        ax.imshow(channel.numpy(), cmap="gray")
+        name = names[i] if i < len(names) and tensor.shape[0] == len(names) else f"channel {i}"
+        ax.set_title(f"{name}: {channel.min():.2f} .. {channel.max():.2f}", fontsize=9)
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def show_histogram(tensor: torch.Tensor, title: str = "values", bins: int = 60) -> Figure:
+    """Histogram of a tensor's values, one colour per channel when it has 3."""
+    tensor = tensor.detach().float().cpu()
+    tensor = tensor[0] if tensor.ndim == 4 else tensor
+    fig, ax = plt.subplots(figsize=(6, 3))
+    if tensor.ndim == 3 and tensor.shape[0] == 3:
+        for channel, color in zip(tensor, ("red", "green", "blue")):
+            ax.hist(channel.flatten().numpy(), bins=bins, color=color, alpha=0.45, label=color)
+        ax.legend(fontsize=8)
+    else:
+        ax.hist(tensor.flatten().numpy(), bins=bins, color="tab:gray")
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_title(f"{title}: mean {tensor.mean():.3f}, std {tensor.std():.3f}")
+    ax.set_xlabel("value")
+    fig.tight_layout()
+    return fig
+
+
+def show_topk(answer: dict | Sequence[float], title: str = "postprocess: top-k") -> Figure:
+    """An answer `{label: probability}` (or a list of probabilities) as horizontal bars."""
+    if not isinstance(answer, dict):
+        answer = {str(i): float(p) for i, p in enumerate(answer)}
+    labels, probs = list(answer)[::-1], list(answer.values())[::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.45 * len(labels) + 1))
+    bars = ax.barh(labels, probs, color="tab:green")
+    ax.bar_label(bars, labels=[f"{p:.3f}" for p in probs], fontsize=8, padding=2)
+    ax.set_xlim(0, max(1.0, max(probs) * 1.15))
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def show_logits(logits: torch.Tensor, title: str = "inference: logits and softmax", k: int = 5) -> Figure:
+    """The raw model output of one request beside its softmax, top k marked."""
+    logits = logits.detach().float().cpu()
+    logits = logits[0] if logits.ndim == 2 else logits
+    probs = torch.softmax(logits, 0)
+    top = torch.topk(probs, min(k, len(probs))).indices
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 2.8))
+    for ax, values, name in ((left, logits, "logits"), (right, probs, "softmax")):
+        ax.plot(values.numpy(), linewidth=0.7, color="tab:orange")
+        ax.scatter(top.numpy(), values[top].numpy(), color="black", s=12, zorder=3)
+        ax.set_title(f"{name} over {len(values)} classes")
+        ax.set_xlabel("class index")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def show_feature_maps(tensor: torch.Tensor, title: str = "feature maps", count: int = 16) -> Figure:
+    """The first `count` channels of a layer's (N,C,H,W) output, as a grid."""
+    tensor = tensor.detach().float().cpu()
+    tensor = tensor[0] if tensor.ndim == 4 else tensor
+    count = min(count, tensor.shape[0])
+    cols = min(8, count)
+    rows = (count + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(1.5 * cols, 1.5 * rows + 0.6), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < count:
+            ax.imshow(tensor[i].numpy(), cmap="viridis")
+    fig.suptitle(f"{title} ({tensor.shape[0]} channels of {tensor.shape[1]}x{tensor.shape[2]})")
+    fig.tight_layout()
+    return fig
+
+
+def show_timeline(trace: Trace, title: str = "where the time goes") -> Figure:
+    """One bar per stage (and step, indented), as long as it took."""
+    records = [r for r in trace if r.kind != "layer" and (r.row in (None, 0))]
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(records) + 1))
+    names = [("" if r.kind == "stage" else "   ") + r.stage + ("" if r.row is None else f" [{r.row}]") for r in records]
+    millis = [r.seconds * 1000 for r in records]
+    colors = [STAGE_COLORS.get(r.stage, "tab:gray") for r in records]
+    ax.barh(names[::-1], millis[::-1], color=colors[::-1])
+    ax.set_xlabel("milliseconds")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def show_trace(trace: Trace, row: int = 0) -> Figure:
+    """The whole pipeline for request `row`: its steps, the model's answer, the timeline."""
+    steps = [r for r in trace if r.row == row and r.output is not None and r.kind == "step"]
+    inference = _last(trace, "inference")
+    answer = _answer(trace, row)
+    columns = max(len(steps), 3)
+    fig = plt.figure(figsize=(2.4 * columns, 6.2))
+    grid = fig.add_gridspec(2, columns)
+    for i, record in enumerate(steps):
+        ax = fig.add_subplot(grid[0, i])
+        picture = as_picture(record.output)
+        ax.imshow(picture, cmap="gray" if picture.ndim == 2 else None)
+        ax.set_title(f"{record.stage}\n{_shape(record)}", fontsize=8)
+        ax.axis("off")
+    if inference is not None and inference.output is not None:
+        ax = fig.add_subplot(grid[1, : columns // 3 or 1])
+        ax.plot(inference.output[row].float().numpy(), linewidth=0.6, color="tab:orange")
+        ax.set_title(f"inference: output {_shape(inference)}", fontsize=9)
+    if isinstance(answer, dict) and "error" not in answer:
+        ax = fig.add_subplot(grid[1, columns // 3 : 2 * columns // 3])
+        labels, probs = list(answer)[::-1], list(answer.values())[::-1]
+        ax.barh([str(label)[:18] for label in labels], probs, color="tab:green")
+        ax.set_title("postprocess: answer", fontsize=9)
+        ax.tick_params(labelsize=7)
+    elif answer is not None:
+        ax = fig.add_subplot(grid[1, columns // 3 : 2 * columns // 3])
+        ax.text(0.5, 0.5, f"postprocess:\n{str(answer)[:60]}", ha="center", va="center", wrap=True)
+        ax.axis("off")
+    ax = fig.add_subplot(grid[1, 2 * columns // 3 :])
+    stages = [r for r in trace if r.kind == "stage"][-3:]
+    ax.barh([r.stage for r in stages][::-1], [r.seconds * 1000 for r in stages][::-1],
+            color=[STAGE_COLORS.get(r.stage, "tab:gray") for r in stages][::-1])
+    ax.set_xlabel("ms")
+    ax.set_title("time per stage", fontsize=9)
+    fig.suptitle(f"request {row}: preprocess -> inference -> postprocess")
+    fig.tight_layout()
+    return fig
+
+
+def _shape(record: StageRecord) -> str:
+    return f"{record.dtype} {'x'.join(map(str, record.shape or ()))}"
+
+
+def _last(trace: Trace, stage: str) -> StageRecord | None:
+    found = [r for r in trace if r.stage == stage]
+    return found[-1] if found else None
+
+
+def _answer(trace: Trace, row: int):
+    record = _last(trace, "postprocess")
+    if record is None or record.output is None or row >= len(record.output):
+        return None
+    return record.output[row]

@@ -1,0 +1,56 @@
+"""Drawings: each viz function returns a titled figure built from real trace records; the CLI runs."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+import handlerkit  # noqa: E402
+from handlerkit import viz  # noqa: E402
+from handlerkit.__main__ import main  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def traced(densenet, photo_rows):
+    handler, context = densenet
+    with handlerkit.trace(handler, layers=["features.denseblock1"]) as t:
+        answers = handler.handle(photo_rows[:2], context)
+    return t, answers
+
+
+def _titles(fig):
+    return [ax.get_title() for ax in fig.axes] + [fig._suptitle.get_text() if fig._suptitle else ""]
+
+
+def test_every_drawing_is_titled_with_its_stage(traced):
+    t, answers = traced
+    figures = {
+        "steps": viz.show_steps(t, row=1),
+        "channels": viz.show_channels(t.find("ToTensor", row=0).output, "ToTensor: channels"),
+        "histogram": viz.show_histogram(t.find("Normalize", row=0).output, "Normalize"),
+        "topk": viz.show_topk(answers[0]),
+        "logits": viz.show_logits(t.find("inference").output),
+        "features": viz.show_feature_maps(t.find("features.denseblock1").output, "denseblock1"),
+        "timeline": viz.show_timeline(t),
+        "trace": t.show(row=1),
+    }
+    assert "Resize\nPIL RGB 256x384x3" in _titles(figures["steps"])
+    assert any(title.startswith("R: ") for title in _titles(figures["channels"]))
+    assert "Normalize: mean" in _titles(figures["histogram"])[0]
+    assert [t.get_text() for t in figures["topk"].axes[0].get_yticklabels()] == list(answers[0])[::-1]
+    assert "256 channels of 56x56" in _titles(figures["features"])[-1]
+    assert len(figures["steps"].axes) == 6
+    for fig in figures.values():
+        plt.close(fig)
+
+
+def test_cli_trace_prints_the_table_and_saves_the_figure(tmp_path, capsys):
+    out = tmp_path / "trace.png"
+    assert main(["trace", "rocket", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Normalize" in printed and "inference" in printed and "missile" in printed
+    assert out.stat().st_size > 10_000
