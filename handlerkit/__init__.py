@@ -8,6 +8,7 @@ from .errors import ModelLoadError, RequestError, TooManyPixels
 from .handlers.base import BaseHandler
 from .handlers.image_classifier import ImageClassifier
 from .handlers.mnist import MNISTDigitClassifier
+from .handlers.uploads import UploadedDigitClassifier
 from .handlers.vision import VisionHandler
 from .tracing import StageRecord, Trace, add_layer_hook, trace
 
@@ -21,6 +22,7 @@ __all__ = [
     "StageRecord",
     "TooManyPixels",
     "Trace",
+    "UploadedDigitClassifier",
     "VisionHandler",
     "add_layer_hook",
     "trace",

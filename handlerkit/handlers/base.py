@@ -85,12 +85,33 @@ class BaseHandler:
         batch = self.stage("preprocess", self.preprocess, data)
         answers = []
         if batch is not None:
-            output = self.stage("inference", self.inference, batch)
-            answers = self.stage("postprocess", self.postprocess, output)
+            output = self.stage("inference", self.guarded_inference, batch)
+            if output is not None:
+                answers = self.stage("postprocess", self.postprocess, output)
         answers = self.merge_errors(answers, len(data))
         elapsed_ms = round((time.time() - started) * 1000, 2)
         context.metrics.add_time("HandlerTime", elapsed_ms, None, "ms")
         return answers
+
+    def guarded_inference(self, batch: torch.Tensor) -> torch.Tensor | None:
+        """`inference`, but when the batch fails, retry row by row so only the bad rows fail."""
+        try:
+            return self.inference(batch)
+        except Exception:  # noqa: BLE001 - find out which rows the model cannot take
+            if not isinstance(batch, torch.Tensor):
+                raise
+        outputs = []
+        batch_rows = [i for i in range(len(batch) + len(self.row_errors)) if i not in self.row_errors]
+        for position, idx in enumerate(batch_rows):
+            try:
+                outputs.append(self.inference(batch[position : position + 1]))
+            except Exception as error:  # noqa: BLE001
+                message = str(error).splitlines()[0]
+                self.reject(idx, RequestError(
+                    f"the model cannot run on this input of shape {tuple(batch[position].shape)}: "
+                    f"{message}"
+                ))
+        return torch.cat(outputs) if outputs else None
 
     def stage(self, name: str, fn, data: Any):
         """Run one stage, through the trace hooks when any are registered."""

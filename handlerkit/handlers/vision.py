@@ -22,6 +22,7 @@ class VisionHandler(BaseHandler):
 
     image_processing = transforms.Compose([transforms.ToTensor()])
     image_mode = "RGB"  # what the model expects; other modes are converted, not crashed on
+    # (None: leave the mode alone, for handlers whose transforms deal with any mode)
 
     def initialize(self, context) -> None:
         super().initialize(context)
@@ -52,7 +53,8 @@ class VisionHandler(BaseHandler):
         if isinstance(payload, list):
             return self.step("as_tensor", _float_tensor, payload, idx)
         image = self.step("decode", self.decode, payload, idx)
-        image = self.step("convert", self.convert, image, idx)
+        if self.image_mode is not None:
+            image = self.step("convert", self.convert, image, idx)
         return self.transform(image, idx)
 
     def decode(self, payload: bytes) -> Image.Image:
