@@ -1,0 +1,163 @@
+"""DigitPlayground: upload or draw a digit in Jupyter, see the prediction and every traced stage.
+
+The widget sends what you upload (or draw) through a handler's `handle` as one TorchServe request
+row, traced, and draws the result: the picture, each preprocessing step, the probabilities.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import numpy as np
+from PIL import Image
+
+from . import viz
+from .context import Context
+from .tracing import trace
+
+PAD_SIZE = 280  # drawing pad in pixels: ten times MNIST's 28, so strokes scale like a pen's
+STROKE = 22
+
+
+class DigitPlayground(widgets.VBox):
+    """Upload a digit image or draw one; the handler's answer and its trace appear below.
+
+    Attributes:
+        upload: the FileUpload widget (ipywidgets 8: its value is a tuple of dicts).
+        pad: the drawing canvas (ipycanvas).
+        prediction: the last predicted digit (int), or None when the last request failed.
+        answer: the handler's last answer (dict), and `trace`: its Trace.
+    """
+
+    def __init__(self, handler=None, model_dir=None, gpu_id: int | None = None) -> None:
+        from ipycanvas import Canvas
+
+        from .handlers.uploads import UploadedDigitClassifier
+        from .samples import MNIST_DIR
+
+        self.context = Context.local(model_dir or MNIST_DIR, gpu_id=gpu_id)
+        self.handler = handler or UploadedDigitClassifier()
+        if not self.handler.initialized:
+            self.handler.initialize(self.context)
+        self.prediction: int | None = None
+        self.answer: dict | None = None
+        self.trace = None
+
+        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload a digit")
+        self.pad = Canvas(width=PAD_SIZE, height=PAD_SIZE, sync_image_data=True,
+                          layout=widgets.Layout(width=f"{PAD_SIZE}px", height=f"{PAD_SIZE}px",
+                                                border="1px solid #888"))
+        self.classify_button = widgets.Button(description="Classify drawing", icon="check")
+        self.clear_button = widgets.Button(description="Clear", icon="eraser")
+        self.status = widgets.HTML("Upload an image of a digit, or draw one and release the mouse.")
+        self.status.add_class("handlerkit-status")
+        self.figure = widgets.VBox()  # PNG pictures of the traced steps and the probabilities
+
+        self._drawing = False
+        self._last = None
+        self._classify_when_synced = False
+        self._wire()
+        self._clear_pad()
+        pad_box = widgets.VBox([self.pad, widgets.HBox([self.classify_button, self.clear_button])])
+        super().__init__([widgets.HBox([self.upload, self.status]), pad_box, self.figure])
+
+    # ---- what a learner does ------------------------------------------------------------------
+    def classify(self, data: bytes, source: str = "upload") -> dict:
+        """Send image bytes through the handler as one request, traced, and show the result."""
+        with trace(self.handler) as t:
+            answer = self.handler.handle([{"data": data}], self.context.for_requests([{}]))[0]
+        self.trace, self.answer = t, answer
+        if "error" in answer:
+            self.prediction = None
+            message = html.escape(answer["error"])
+            self.status.value = f"<b style='color:#b00'>Could not classify this {source}:</b> {message}"
+            self.figure.children = ()
+        else:
+            self.prediction = answer["digit"]
+            confidence = max(answer["probabilities"])
+            self.status.value = (f"<b class='handlerkit-prediction'>Prediction: {self.prediction}</b>"
+                                 f" ({confidence:.0%} sure, from your {source})")
+            self._draw(t, answer)
+        return answer
+
+    def classify_drawing(self) -> dict | None:
+        """Classify what is on the drawing pad now."""
+        pixels = self.pad.get_image_data()
+        if pixels is None:
+            self.status.value = "The drawing pad has not reached the kernel yet; try again."
+            return None
+        return self.classify(_png(pixels), source="drawing")
+
+    # ---- wiring ---------------------------------------------------------------------------------
+    def _wire(self) -> None:
+        self.upload.observe(self._on_upload, names="value")
+        self.pad.on_mouse_down(self._on_down)
+        self.pad.on_mouse_move(self._on_move)
+        self.pad.on_mouse_up(self._on_up)
+        self.pad.observe(self._on_pad_synced, names="image_data")
+        self.classify_button.on_click(lambda _: self._safely(self.classify_drawing))
+        self.clear_button.on_click(lambda _: self._clear_pad())
+
+    def _on_upload(self, change) -> None:
+        files = change["new"]
+        if files:
+            item = files[-1] if isinstance(files, (tuple, list)) else list(files.values())[-1]
+            self._safely(self.classify, bytes(item["content"]), "upload")
+
+    def _on_down(self, x: float, y: float) -> None:
+        self._drawing, self._last = True, (x, y)
+        self.pad.fill_circle(x, y, STROKE / 2)
+
+    def _on_move(self, x: float, y: float) -> None:
+        if self._drawing:
+            self.pad.stroke_line(*self._last, x, y)
+            self.pad.fill_circle(x, y, STROKE / 2)
+            self._last = (x, y)
+
+    def _on_up(self, x: float, y: float) -> None:
+        if self._drawing:
+            self._drawing = False
+            self._classify_when_synced = True  # the pixels arrive after the strokes are drawn
+
+    def _on_pad_synced(self, _change) -> None:
+        if self._classify_when_synced:
+            self._classify_when_synced = False
+            self._safely(self.classify_drawing)
+
+    def _clear_pad(self) -> None:
+        self.pad.fill_style = "white"
+        self.pad.fill_rect(0, 0, PAD_SIZE, PAD_SIZE)
+        self.pad.fill_style = self.pad.stroke_style = "black"
+        self.pad.line_width, self.pad.line_cap = STROKE, "round"
+
+    def _safely(self, fn, *args) -> None:
+        """Run a callback; show any failure as a message in the widget, never a traceback."""
+        try:
+            fn(*args)
+        except Exception as error:  # noqa: BLE001 - the widget must stay usable
+            self.prediction = None
+            self.status.value = f"<b style='color:#b00'>Something went wrong:</b> {html.escape(repr(error))}"
+
+    def _draw(self, t, answer: dict) -> None:
+        steps = viz.show_steps(t, row=0, title="what the handler did to your digit, step by step")
+        bars = viz.show_topk({str(d): p for d, p in enumerate(answer["probabilities"])},
+                             title=f"postprocess: probabilities (prediction {answer['digit']})")
+        self.figure.children = tuple(widgets.Image(value=_figure_png(f), format="png") for f in (steps, bars))
+
+
+def _figure_png(fig) -> bytes:
+    """Render a figure to PNG bytes and close it (so it is not also shown by the notebook)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    """RGBA pixels from the canvas -> PNG bytes, the way a browser upload would arrive."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
