@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import json
+import pickle
 import sys
 from pathlib import Path
 
@@ -60,12 +61,13 @@ def load_eager_model(model_file: Path, weights: Path | None, device: torch.devic
     model = model_class()
     if weights is not None:
         _require_file(weights)
-        state_dict = torch.load(weights, map_location=device)
-        if isinstance(state_dict, nn.Module):
+        try:
+            state_dict = torch.load(weights, map_location=device)
+        except pickle.UnpicklingError:  # torch.load only unpickles tensors and plain containers
             raise ModelLoadError(
-                f"{weights.name} holds a whole pickled model, not a state_dict; "
+                f"{weights.name} is not a plain state_dict (a whole pickled model?); "
                 "save it with torch.save(model.state_dict(), path)"
-            )
+            ) from None
         try:
             model.load_state_dict(state_dict)
         except RuntimeError as err:

@@ -160,13 +160,16 @@ def add_layer_hook(handler, name: str, hook: Hook) -> list[RemovableHandle]:
     """Call `hook` after the model's submodule `name` runs; returns removable handles."""
     if handler.model is None:
         raise RuntimeError("initialize the handler before adding layer hooks")
+    if isinstance(handler.model, torch.jit.ScriptModule):
+        raise TypeError(
+            f"cannot hook layer {name!r}: the model is TorchScript; layer hooks need an eager "
+            "model (model.py + state_dict)"
+        )
     try:
         module = handler.model.get_submodule(name)
     except AttributeError:
         children = [n for n, _ in handler.model.named_children()]
         raise KeyError(f"the model has no layer {name!r}; top-level layers: {children}") from None
-    if isinstance(module, torch.jit.ScriptModule):
-        raise TypeError(f"layer {name!r} is TorchScript; layer hooks need an eager model")
     starts: list[float] = []
 
     def before(_module, _inputs):

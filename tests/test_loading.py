@@ -188,3 +188,36 @@ def test_base_handler_round_trips_lists(tmp_path):
     handler.initialize(context)
     out = handler.handle(torch.zeros(2, 3, 8, 8).tolist(), context)
     assert len(out) == 2 and len(out[0]) == 3
+
+
+def test_whole_pickled_model_names_the_fix(tmp_path):
+    folder = _tiny_folder(tmp_path)
+    namespace = {}
+    exec(TINY_MODEL, namespace)
+    torch.save(nn.Sequential(nn.Linear(2, 2)), folder / "tiny.pth")
+    with pytest.raises(ModelLoadError, match="not a plain state_dict.*model.state_dict"):
+        ImageClassifier().initialize(Context.local(folder))
+
+
+def test_layer_hooks_on_torchscript_name_the_problem(tmp_path):
+    import handlerkit
+
+    namespace = {}
+    exec(TINY_MODEL, namespace)
+    torch.jit.save(torch.jit.trace(namespace["Tiny"]().eval(), torch.zeros(1, 3, 8, 8)), tmp_path / "tiny.pt")
+    handler = ImageClassifier()
+    handler.initialize(Context.local(tmp_path))
+    with pytest.raises(TypeError, match="the model is TorchScript"):
+        with handlerkit.trace(handler, layers=["fc"]):
+            pass
+    assert not handler.hooks
+
+
+def test_response_statuses_are_per_batch(tmp_path):
+    folder = _tiny_folder(tmp_path)
+    handler, context = ImageClassifier(), Context.local(folder)
+    handler.initialize(context)
+    handler.handle([{"data": b"junk"}], context)
+    assert context.response_status[0][0] == 400
+    handler.handle(_photo_rows(), context)
+    assert context.response_status == {}
