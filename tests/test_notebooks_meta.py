@@ -1,0 +1,89 @@
+"""The notebooks' shape, checked without running them (nbval runs them; this reads the files).
+
+Each notebook is saved after a top-to-bottom run, so pictures show on first open; it sets the
+device switch near the top, ends with Summary and Exercises, and stores no machine-specific paths.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
+DEVICE_SWITCH = re.compile(r"^DEVICE\s*=.*\btorch\.cuda\.is_available\(\)", re.M)
+HEADING = re.compile(r"^##\s+(.+?)\s*$", re.M)
+
+
+def code_cells(notebook) -> list:
+    return [cell for cell in notebook.cells if cell.cell_type == "code" and cell.source.strip()]
+
+
+def first_line(cell) -> str:
+    return cell.source.strip().splitlines()[0]
+
+
+def output_text(cell) -> str:
+    """Every text an output of `cell` stores (streams, plain text, markdown, error messages)."""
+    parts = []
+    for output in cell.outputs:
+        parts.append(output.get("text", ""))
+        parts += [v for k, v in output.get("data", {}).items() if k.startswith("text/")]
+        parts.append(output.get("evalue", ""))
+    return "\n".join(p if isinstance(p, str) else "".join(p) for p in parts)
+
+
+@pytest.fixture(params=PATHS, ids=[p.name for p in PATHS])
+def notebook(request):
+    return nbformat.read(request.param, as_version=4)
+
+
+def test_there_are_notebooks():
+    assert PATHS, f"no notebooks in {NOTEBOOKS}"
+
+
+def test_is_a_valid_notebook(notebook):
+    nbformat.validate(notebook)
+
+
+def test_saved_after_one_run_top_to_bottom(notebook):
+    counts = [cell.execution_count for cell in code_cells(notebook)]
+    assert counts == list(range(1, len(counts) + 1)), (
+        f"execution counts {counts}: restart the kernel, run all cells, and save with outputs "
+        "(jupyter nbconvert --to notebook --execute --inplace <notebook>)"
+    )
+
+
+def test_outputs_are_stored_and_have_no_errors(notebook):
+    cells = code_cells(notebook)
+    assert any(cell.outputs for cell in cells), "no outputs stored: save it after running it"
+    errors = [first_line(c) for c in cells if any(o.output_type == "error" for o in c.outputs)]
+    assert not errors, f"cells saved with an error: {errors}"
+
+
+def test_device_switch_near_the_top(notebook):
+    first = code_cells(notebook)[:3]
+    assert any(DEVICE_SWITCH.search(cell.source) for cell in first), (
+        'one of the first three code cells must set DEVICE = "cuda" if torch.cuda.is_available() '
+        'else "cpu" (and derive GPU_ID from it)'
+    )
+
+
+def test_ends_with_summary_and_exercises(notebook):
+    last_code = max(i for i, c in enumerate(notebook.cells) if c.cell_type == "code")
+    tail = [c for c in notebook.cells[last_code + 1 :] if c.cell_type == "markdown"]
+    headings = [h for cell in tail for h in HEADING.findall(cell.source)]
+    assert headings[-2:] == ["Summary", "Exercises"], (
+        f"the ## headings after the last code cell are {headings}; "
+        "end with ## Summary, then ## Exercises"
+    )
+
+
+def test_no_machine_paths_in_outputs(notebook):
+    repo = str(NOTEBOOKS.parent)
+    pattern = re.compile(r"(/tmp/|/var/folders/|/private/var/|" + re.escape(repo) + r"/)")
+    leaks = [first_line(c) for c in code_cells(notebook) if pattern.search(output_text(c))]
+    assert not leaks, f"outputs show absolute paths of this machine: {leaks}"
