@@ -101,14 +101,14 @@ class Trace(Sequence):
 
     def table(self) -> str:
         """A text table: one line per record, indented under its stage."""
-        lines = [f"{'stage':<28} {'row':>3}  {'device':<7} {'dtype':<14} {'shape':<20} {'ms':>9}"]
+        lines = [f"{'stage':<28} {'row':>3}  {'device':<7} {'dtype':<14} {'shape':<20} {'time':>12}"]
         for r in self.records:
             name = r.stage if r.kind == "stage" else "  " + r.stage
             row = "" if r.row is None else str(r.row)
             shape = "x".join(map(str, r.shape)) if r.shape else "-"
             lines.append(
                 f"{name:<28} {row:>3}  {r.device or '-':<7} {r.dtype or '-':<14} "
-                f"{shape:<20} {r.seconds * 1000:9.2f}"
+                f"{shape:<20} {r.seconds * 1000:9.2f} ms"
             )
         return "\n".join(lines)
 

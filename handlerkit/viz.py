@@ -148,6 +148,10 @@ def show_trace(trace: Trace, row: int = 0) -> Figure:
     steps = [r for r in trace if r.row == row and r.output is not None and r.kind == "step"]
     inference = _last(trace, "inference")
     answer = _answer(trace, row)
+    if isinstance(answer, dict) and "probabilities" in answer:  # the upload handler's answer
+        answer = {str(i): p for i, p in enumerate(answer["probabilities"])}
+    elif isinstance(answer, int):  # the MNIST example's answer: just the digit
+        answer = {f"digit {answer}": 1.0}
     columns = max(len(steps), 3)
     fig = plt.figure(figsize=(2.4 * columns, 6.2))
     grid = fig.add_gridspec(2, columns)

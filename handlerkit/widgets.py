@@ -46,7 +46,8 @@ class DigitPlayground(widgets.VBox):
         self.answer: dict | None = None
         self.trace = None
 
-        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload a digit")
+        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload a digit",
+                                         layout=widgets.Layout(width="auto"))
         self.pad = Canvas(width=PAD_SIZE, height=PAD_SIZE, sync_image_data=True,
                           layout=widgets.Layout(width=f"{PAD_SIZE}px", height=f"{PAD_SIZE}px",
                                                 border="1px solid #888"))
@@ -84,12 +85,11 @@ class DigitPlayground(widgets.VBox):
         return answer
 
     def classify_drawing(self) -> dict | None:
-        """Classify what is on the drawing pad now."""
-        pixels = self.pad.get_image_data()
-        if pixels is None:
-            self.status.value = "The drawing pad has not reached the kernel yet; try again."
+        """Classify what is on the drawing pad now (as far as its pixels have reached the kernel)."""
+        if self.pad.image_data is None:
+            self.status.value = "The drawing pad has not reached the kernel yet; draw again."
             return None
-        return self.classify(_png(pixels), source="drawing")
+        return self.classify(_png(self.pad.get_image_data()), source="drawing")
 
     # ---- wiring ---------------------------------------------------------------------------------
     def _wire(self) -> None:
@@ -99,7 +99,7 @@ class DigitPlayground(widgets.VBox):
         self.pad.on_mouse_up(self._on_up)
         self.pad.observe(self._on_pad_synced, names="image_data")
         self.classify_button.on_click(lambda _: self._safely(self.classify_drawing))
-        self.clear_button.on_click(lambda _: self._clear_pad())
+        self.clear_button.on_click(lambda _: self._clear_pad("Pad cleared: draw a digit."))
 
     def _on_upload(self, change) -> None:
         files = change["new"]
@@ -120,14 +120,21 @@ class DigitPlayground(widgets.VBox):
     def _on_up(self, x: float, y: float) -> None:
         if self._drawing:
             self._drawing = False
-            self._classify_when_synced = True  # the pixels arrive after the strokes are drawn
+            # The last strokes' pixels may still be on their way: classify what has arrived
+            # (right if the pen paused before release) and again when newer pixels arrive.
+            self._classify_when_synced = True
+            if self.pad.image_data is not None:
+                self._safely(self.classify_drawing)
 
     def _on_pad_synced(self, _change) -> None:
         if self._classify_when_synced:
             self._classify_when_synced = False
             self._safely(self.classify_drawing)
 
-    def _clear_pad(self) -> None:
+    def _clear_pad(self, message: str | None = None) -> None:
+        self._classify_when_synced = False
+        if message:
+            self.status.value = message
         self.pad.fill_style = "white"
         self.pad.fill_rect(0, 0, PAD_SIZE, PAD_SIZE)
         self.pad.fill_style = self.pad.stroke_style = "black"

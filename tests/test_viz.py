@@ -54,3 +54,16 @@ def test_cli_trace_prints_the_table_and_saves_the_figure(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "Normalize" in printed and "inference" in printed and "missile" in printed
     assert out.stat().st_size > 10_000
+
+
+def test_trace_show_draws_digit_answers():
+    from handlerkit import Context, MNISTDigitClassifier, UploadedDigitClassifier, samples
+
+    for handler in (UploadedDigitClassifier(), MNISTDigitClassifier()):
+        context = Context.local(samples.MNIST_DIR)
+        handler.initialize(context)
+        with handlerkit.trace(handler) as t:
+            handler.handle([{"data": samples.digit_png(10)}], context)
+        fig = t.show()
+        assert any(ax.get_title() == "postprocess: answer" for ax in fig.axes)
+        plt.close(fig)
