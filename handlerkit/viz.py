@@ -95,6 +95,19 @@ def show_topk(answer: dict | Sequence[float], title: str = "postprocess: top-k")
     return fig
 
 
+def show_digit_probabilities(probabilities: Sequence[float], title: str = "postprocess: probabilities") -> Figure:
+    """Ten digit probabilities as vertical bars, the most likely one highlighted."""
+    best = int(np.argmax(probabilities))
+    fig, ax = plt.subplots(figsize=(4.2, 2.6))
+    colors = ["tab:green" if d == best else "tab:gray" for d in range(len(probabilities))]
+    ax.bar([str(d) for d in range(len(probabilities))], probabilities, color=colors)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("digit")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
 def show_logits(logits: torch.Tensor, title: str = "inference: logits and softmax", k: int = 5) -> Figure:
     """The raw model output of one request beside its softmax, top k marked."""
     logits = logits.detach().float().cpu()

@@ -55,7 +55,8 @@ class DigitPlayground(widgets.VBox):
         self.clear_button = widgets.Button(description="Clear", icon="eraser")
         self.status = widgets.HTML("Upload an image of a digit, or draw one and release the mouse.")
         self.status.add_class("handlerkit-status")
-        self.figure = widgets.VBox()  # PNG pictures of the traced steps and the probabilities
+        self.bars = widgets.Image(format="png", layout=widgets.Layout(width="336px"))
+        self.figure = widgets.VBox()  # a PNG picture of the traced steps
 
         self._drawing = False
         self._last = None
@@ -63,7 +64,8 @@ class DigitPlayground(widgets.VBox):
         self._wire()
         self._clear_pad()
         pad_box = widgets.VBox([self.pad, widgets.HBox([self.classify_button, self.clear_button])])
-        super().__init__([widgets.HBox([self.upload, self.status]), pad_box, self.figure])
+        super().__init__([widgets.HBox([self.upload, self.status]),
+                          widgets.HBox([pad_box, self.bars]), self.figure])
 
     # ---- what a learner does ------------------------------------------------------------------
     def classify(self, data: bytes, source: str = "upload") -> dict:
@@ -76,6 +78,7 @@ class DigitPlayground(widgets.VBox):
             message = html.escape(answer["error"])
             self.status.value = f"<b style='color:#b00'>Could not classify this {source}:</b> {message}"
             self.figure.children = ()
+            self.bars.value = b""
         else:
             self.prediction = answer["digit"]
             confidence = max(answer["probabilities"])
@@ -149,10 +152,12 @@ class DigitPlayground(widgets.VBox):
             self.status.value = f"<b style='color:#b00'>Something went wrong:</b> {html.escape(repr(error))}"
 
     def _draw(self, t, answer: dict) -> None:
-        steps = viz.show_steps(t, row=0, title="what the handler did to your digit, step by step")
-        bars = viz.show_topk({str(d): p for d, p in enumerate(answer["probabilities"])},
-                             title=f"postprocess: probabilities (prediction {answer['digit']})")
-        self.figure.children = tuple(widgets.Image(value=_figure_png(f), format="png") for f in (steps, bars))
+        steps = viz.show_steps(t, row=0, title="preprocess: what the handler did to your digit")
+        bars = viz.show_digit_probabilities(answer["probabilities"],
+                                            title=f"postprocess: prediction {answer['digit']}")
+        self.bars.value = _figure_png(bars)
+        self.figure.children = (widgets.Image(value=_figure_png(steps), format="png",
+                                              layout=widgets.Layout(max_width="100%")),)
 
 
 def _figure_png(fig) -> bytes:

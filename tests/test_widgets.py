@@ -36,7 +36,7 @@ def test_upload_ends_in_the_right_prediction(playground, index):
     _upload(playground, _photo_of_digit(index))
     assert playground.prediction == samples.digit_label(index)
     assert f"Prediction: {playground.prediction}" in playground.status.value
-    assert len(playground.figure.children) == 2  # the step pictures and the probability bars
+    assert len(playground.figure.children) == 1 and playground.bars.value  # steps and bars
     assert playground.trace.find("center_by_mass").shape == (28, 28, 1)
 
 
