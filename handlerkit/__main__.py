@@ -15,12 +15,18 @@ MODELS = ("efficientnet", "densenet", "mnist")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m handlerkit", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m handlerkit", description=__doc__.splitlines()[0]
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     trace_cmd = commands.add_parser("trace", help="trace one image through a handler")
     trace_cmd.add_argument("image", help="a sample name (e.g. chelsea, digit:7) or an image file")
-    trace_cmd.add_argument("--model", choices=MODELS, default=None,
-                           help="model folder (default: mnist for digits, else efficientnet)")
+    trace_cmd.add_argument(
+        "--model",
+        choices=MODELS,
+        default=None,
+        help="model folder (default: mnist for digits, else efficientnet)",
+    )
     trace_cmd.add_argument("--out", default="trace.png", help="where to save the figure")
     trace_cmd.add_argument("--gpu", type=int, default=None, help="gpu_id, if CUDA is available")
     args = parser.parse_args(argv)
@@ -54,7 +60,9 @@ def _image_bytes(image: str) -> bytes:
         return samples.photo_bytes(image)
     path = Path(image)
     if not path.is_file():
-        sys.exit(f"{image!r} is neither a sample ({', '.join(samples.PHOTO_NAMES)}, digit:N) nor a file")
+        sys.exit(
+            f"{image!r} is neither a sample ({', '.join(samples.PHOTO_NAMES)}, digit:N) nor a file"
+        )
     return path.read_bytes()
 
 

@@ -26,8 +26,16 @@ def torchserve_handler(model_dir: Path, handler_class):
     from ts.metrics.metrics_store import MetricsStore
 
     local = Context.local(model_dir)
-    context = TsContext(local.model_name, str(model_dir), local.manifest, 8, None, "bench",
-                        metrics=MetricsStore(uuid.uuid4(), local.model_name), model_yaml_config={})
+    context = TsContext(
+        local.model_name,
+        str(model_dir),
+        local.manifest,
+        8,
+        None,
+        "bench",
+        metrics=MetricsStore(uuid.uuid4(), local.model_name),
+        model_yaml_config={},
+    )
     sys.path.insert(0, str(model_dir))
     sys.modules.pop("model", None)
     try:
@@ -110,9 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     model_dir, pretrained = samples.densenet_folder()
     photos = list(samples.photos().values())
     rows = [{"data": photos[i % len(photos)]} for i in range(args.batch)]
-    print(f"DenseNet-121 ({'ImageNet' if pretrained else 'seeded'} weights), ImageClassifier, "
-          f"batch {args.batch}, {args.repeats} alternating rounds, torch {torch.__version__}, "
-          f"{args.threads} threads, device cpu")
+    print(
+        f"DenseNet-121 ({'ImageNet' if pretrained else 'seeded'} weights), ImageClassifier, "
+        f"batch {args.batch}, {args.repeats} alternating rounds, torch {torch.__version__}, "
+        f"{args.threads} threads, device cpu"
+    )
     print(report(measure(variants(model_dir), rows, args.repeats)))
     print("\none traced call, summed per stage/step:")
     print(stage_breakdown(model_dir, rows))

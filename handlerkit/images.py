@@ -24,7 +24,9 @@ DEFAULT_MAX_PIXELS = 89_478_485
 def request_payload(row: Any) -> Any:
     """The payload of one request row: `row["data"]`, else `row["body"]` (TorchServe's rule)."""
     if not isinstance(row, dict):
-        raise RequestError(f"a request row must be a dict with 'data' or 'body', got {type(row).__name__}")
+        raise RequestError(
+            f"a request row must be a dict with 'data' or 'body', got {type(row).__name__}"
+        )
     payload = row.get("data") or row.get("body")
     if payload is None or (hasattr(payload, "__len__") and len(payload) == 0):
         raise RequestError("empty request: no bytes under 'data' or 'body'")
@@ -48,7 +50,9 @@ def pixel_limit(properties: dict) -> int | None:
     return int(value)
 
 
-def decode_image(data: bytes | bytearray, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+def decode_image(
+    data: bytes | bytearray, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> Image.Image:
     """Decode image bytes, refusing oversized images from their header, before decoding pixels."""
     try:
         with warnings.catch_warnings():
@@ -61,7 +65,9 @@ def decode_image(data: bytes | bytearray, max_pixels: int | None = DEFAULT_MAX_P
         ) from None
     except UnidentifiedImageError:
         head = bytes(data[:8])
-        raise RequestError(f"not an image: Pillow cannot identify {len(data)} bytes starting {head!r}") from None
+        raise RequestError(
+            f"not an image: Pillow cannot identify {len(data)} bytes starting {head!r}"
+        ) from None
     width, height = image.size
     if max_pixels is not None and width * height > max_pixels:
         raise TooManyPixels(

@@ -20,7 +20,7 @@ from .errors import ModelLoadError
 
 
 def choose_device(gpu_id: int | str | None) -> torch.device:
-    """`cuda:<gpu_id>` when CUDA is available and a gpu_id is given, else the CPU (TorchServe's order)."""
+    """`cuda:<gpu_id>` when CUDA is available and a gpu_id is given, else CPU (as TorchServe)."""
     if gpu_id is not None and torch.cuda.is_available():
         return torch.device(f"cuda:{gpu_id}")
     return torch.device("cpu")

@@ -101,7 +101,9 @@ class Trace(Sequence):
 
     def table(self) -> str:
         """A text table: one line per record, indented under its stage."""
-        lines = [f"{'stage':<28} {'row':>3}  {'device':<7} {'dtype':<14} {'shape':<20} {'time':>12}"]
+        lines = [
+            f"{'stage':<28} {'row':>3}  {'device':<7} {'dtype':<14} {'shape':<20} {'time':>12}"
+        ]
         for r in self.records:
             name = r.stage if r.kind == "stage" else "  " + r.stage
             row = "" if r.row is None else str(r.row)
@@ -126,8 +128,16 @@ class Trace(Sequence):
         device, dtype, shape = describe(output)
         keep = self.capture == "full"
         item = StageRecord(
-            stage, kind, snapshot(data) if keep else None, snapshot(output) if keep else None,
-            seconds, row, device, dtype, shape, started,
+            stage,
+            kind,
+            snapshot(data) if keep else None,
+            snapshot(output) if keep else None,
+            seconds,
+            row,
+            device,
+            dtype,
+            shape,
+            started,
         )
         # Stages finish after their steps; keep the records in the order the work started.
         index = len(self.records)
@@ -194,7 +204,11 @@ def describe(value: Any) -> tuple[str | None, str | None, tuple | None]:
         return None, "bytes", (len(value),)
     if isinstance(value, (list, tuple)):
         if value and isinstance(value[0], torch.Tensor):
-            return str(value[0].device), str(value[0].dtype).removeprefix("torch."), (len(value), *value[0].shape)
+            return (
+                str(value[0].device),
+                str(value[0].dtype).removeprefix("torch."),
+                (len(value), *value[0].shape),
+            )
         return None, type(value).__name__, (len(value),)
     return None, type(value).__name__, None
 

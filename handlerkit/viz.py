@@ -35,7 +35,7 @@ def as_picture(value) -> np.ndarray:
 
 
 def show_steps(trace: Trace, row: int = 0, title: str | None = None) -> Figure:
-    """The request `row` after each per-image step: decoded, resized, cropped, tensor, normalized."""
+    """Request `row` after each per-image step: decoded, resized, cropped, tensor, normalized."""
     records = [r for r in trace if r.row == row and r.output is not None and r.kind == "step"]
     fig, axes = plt.subplots(1, len(records), figsize=(2.6 * len(records), 3), squeeze=False)
     for ax, record in zip(axes[0], records):
@@ -48,7 +48,9 @@ def show_steps(trace: Trace, row: int = 0, title: str | None = None) -> Figure:
     return fig
 
 
-def show_channels(tensor: torch.Tensor, title: str = "channels", names: Sequence[str] = ("R", "G", "B")) -> Figure:
+def show_channels(
+    tensor: torch.Tensor, title: str = "channels", names: Sequence[str] = ("R", "G", "B")
+) -> Figure:
     """Each channel of a (C,H,W) tensor as its own grayscale image, with its value range."""
     tensor = tensor.detach().float().cpu()
     tensor = tensor[0] if tensor.ndim == 4 else tensor
@@ -95,7 +97,9 @@ def show_topk(answer: dict | Sequence[float], title: str = "postprocess: top-k")
     return fig
 
 
-def show_digit_probabilities(probabilities: Sequence[float], title: str = "postprocess: probabilities") -> Figure:
+def show_digit_probabilities(
+    probabilities: Sequence[float], title: str = "postprocess: probabilities"
+) -> Figure:
     """Ten digit probabilities as vertical bars, the most likely one highlighted."""
     best = int(np.argmax(probabilities))
     fig, ax = plt.subplots(figsize=(4.2, 2.6))
@@ -108,7 +112,9 @@ def show_digit_probabilities(probabilities: Sequence[float], title: str = "postp
     return fig
 
 
-def show_logits(logits: torch.Tensor, title: str = "inference: logits and softmax", k: int = 5) -> Figure:
+def show_logits(
+    logits: torch.Tensor, title: str = "inference: logits and softmax", k: int = 5
+) -> Figure:
     """The raw model output of one request beside its softmax, top k marked."""
     logits = logits.detach().float().cpu()
     logits = logits[0] if logits.ndim == 2 else logits
@@ -146,7 +152,10 @@ def show_timeline(trace: Trace, title: str = "where the time goes") -> Figure:
     """One bar per stage (and step, indented), as long as it took."""
     records = [r for r in trace if r.kind != "layer" and (r.row in (None, 0))]
     fig, ax = plt.subplots(figsize=(7, 0.3 * len(records) + 1))
-    names = [("" if r.kind == "stage" else "   ") + r.stage + ("" if r.row is None else f" [{r.row}]") for r in records]
+    names = [
+        ("" if r.kind == "stage" else "   ") + r.stage + ("" if r.row is None else f" [{r.row}]")
+        for r in records
+    ]
     millis = [r.seconds * 1000 for r in records]
     colors = [STAGE_COLORS.get(r.stage, "tab:gray") for r in records]
     ax.barh(names[::-1], millis[::-1], color=colors[::-1])
@@ -190,8 +199,11 @@ def show_trace(trace: Trace, row: int = 0) -> Figure:
         ax.axis("off")
     ax = fig.add_subplot(grid[1, 2 * columns // 3 :])
     stages = [r for r in trace if r.kind == "stage"][-3:]
-    ax.barh([r.stage for r in stages][::-1], [r.seconds * 1000 for r in stages][::-1],
-            color=[STAGE_COLORS.get(r.stage, "tab:gray") for r in stages][::-1])
+    ax.barh(
+        [r.stage for r in stages][::-1],
+        [r.seconds * 1000 for r in stages][::-1],
+        color=[STAGE_COLORS.get(r.stage, "tab:gray") for r in stages][::-1],
+    )
     ax.set_xlabel("ms")
     ax.set_title("time per stage", fontsize=9)
     fig.suptitle(f"request {row}: preprocess -> inference -> postprocess")

@@ -46,11 +46,20 @@ class DigitPlayground(widgets.VBox):
         self.answer: dict | None = None
         self.trace = None
 
-        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload a digit",
-                                         layout=widgets.Layout(width="auto"))
-        self.pad = Canvas(width=PAD_SIZE, height=PAD_SIZE, sync_image_data=True,
-                          layout=widgets.Layout(width=f"{PAD_SIZE}px", height=f"{PAD_SIZE}px",
-                                                border="1px solid #888"))
+        self.upload = widgets.FileUpload(
+            accept="image/*",
+            multiple=False,
+            description="Upload a digit",
+            layout=widgets.Layout(width="auto"),
+        )
+        self.pad = Canvas(
+            width=PAD_SIZE,
+            height=PAD_SIZE,
+            sync_image_data=True,
+            layout=widgets.Layout(
+                width=f"{PAD_SIZE}px", height=f"{PAD_SIZE}px", border="1px solid #888"
+            ),
+        )
         self.classify_button = widgets.Button(description="Classify drawing", icon="check")
         self.clear_button = widgets.Button(description="Clear", icon="eraser")
         self.status = widgets.HTML("Upload an image of a digit, or draw one and release the mouse.")
@@ -64,8 +73,13 @@ class DigitPlayground(widgets.VBox):
         self._wire()
         self._clear_pad()
         pad_box = widgets.VBox([self.pad, widgets.HBox([self.classify_button, self.clear_button])])
-        super().__init__([widgets.HBox([self.upload, self.status]),
-                          widgets.HBox([pad_box, self.bars]), self.figure])
+        super().__init__(
+            [
+                widgets.HBox([self.upload, self.status]),
+                widgets.HBox([pad_box, self.bars]),
+                self.figure,
+            ]
+        )
 
     # ---- what a learner does ------------------------------------------------------------------
     def classify(self, data: bytes, source: str = "upload") -> dict:
@@ -76,19 +90,23 @@ class DigitPlayground(widgets.VBox):
         if "error" in answer:
             self.prediction = None
             message = html.escape(answer["error"])
-            self.status.value = f"<b style='color:#b00'>Could not classify this {source}:</b> {message}"
+            self.status.value = (
+                f"<b style='color:#b00'>Could not classify this {source}:</b> {message}"
+            )
             self.figure.children = ()
             self.bars.value = b""
         else:
             self.prediction = answer["digit"]
             confidence = max(answer["probabilities"])
-            self.status.value = (f"<b class='handlerkit-prediction'>Prediction: {self.prediction}</b>"
-                                 f" ({confidence:.0%} sure, from your {source})")
+            self.status.value = (
+                f"<b class='handlerkit-prediction'>Prediction: {self.prediction}</b>"
+                f" ({confidence:.0%} sure, from your {source})"
+            )
             self._draw(t, answer)
         return answer
 
     def classify_drawing(self) -> dict | None:
-        """Classify what is on the drawing pad now (as far as its pixels have reached the kernel)."""
+        """Classify what is on the drawing pad now (the pixels that have reached the kernel)."""
         if self.pad.image_data is None:
             self.status.value = "The drawing pad has not reached the kernel yet; draw again."
             return None
@@ -149,15 +167,21 @@ class DigitPlayground(widgets.VBox):
             fn(*args)
         except Exception as error:  # noqa: BLE001 - the widget must stay usable
             self.prediction = None
-            self.status.value = f"<b style='color:#b00'>Something went wrong:</b> {html.escape(repr(error))}"
+            self.status.value = (
+                f"<b style='color:#b00'>Something went wrong:</b> {html.escape(repr(error))}"
+            )
 
     def _draw(self, t, answer: dict) -> None:
         steps = viz.show_steps(t, row=0, title="preprocess: what the handler did to your digit")
-        bars = viz.show_digit_probabilities(answer["probabilities"],
-                                            title=f"postprocess: prediction {answer['digit']}")
+        bars = viz.show_digit_probabilities(
+            answer["probabilities"], title=f"postprocess: prediction {answer['digit']}"
+        )
         self.bars.value = _figure_png(bars)
-        self.figure.children = (widgets.Image(value=_figure_png(steps), format="png",
-                                              layout=widgets.Layout(max_width="100%")),)
+        self.figure.children = (
+            widgets.Image(
+                value=_figure_png(steps), format="png", layout=widgets.Layout(max_width="100%")
+            ),
+        )
 
 
 def _figure_png(fig) -> bytes:

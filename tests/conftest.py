@@ -40,7 +40,12 @@ def ts_context(model_dir: Path, limit_max_image_pixels: bool = True, batch_size:
 
     local = Context.local(model_dir)
     context = TsContext(
-        local.model_name, str(model_dir), local.manifest, batch_size, None, "0.12.0",
+        local.model_name,
+        str(model_dir),
+        local.manifest,
+        batch_size,
+        None,
+        "0.12.0",
         limit_max_image_pixels=limit_max_image_pixels,
         metrics=MetricsStore(uuid.uuid4(), local.model_name),
         model_yaml_config={},

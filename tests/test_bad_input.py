@@ -8,7 +8,7 @@ import time
 import zlib
 
 import pytest
-from conftest import ts_context, ts_initialize
+from conftest import ts_context
 from PIL import Image
 
 from handlerkit import Context, ImageClassifier, samples
@@ -48,13 +48,17 @@ def _png_bomb(width: int = 30000, height: int = 30000) -> bytes:
     """A complete, valid 1-bit PNG of width x height black pixels (compresses to ~100 KB)."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     row = b"\x00" * (1 + (width + 7) // 8)  # filter byte + packed bits
     compressor = zlib.compressobj(9)
     idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +74,15 @@ def _truncated() -> bytes:
 def test_bad_rows_get_their_own_error_and_the_rest_are_answered(densenet, photo_rows, bomb):
     handler, context = densenet
     good = photo_rows[0]
-    rows = [good, {"data": b""}, {"data": b"not an image at all"}, {"data": _truncated()},
-            {"data": bomb}, {"body": None}, good]
+    rows = [
+        good,
+        {"data": b""},
+        {"data": b"not an image at all"},
+        {"data": _truncated()},
+        {"data": bomb},
+        {"body": None},
+        good,
+    ]
     answers = handler.handle(rows, context.for_requests([{}] * len(rows)))
     # the bad rows leave the batch: the good ones are answered as a batch of two
     assert [answers[0], answers[-1]] == handler.handle([good, good], context)
@@ -96,7 +107,9 @@ def test_bad_row_status_reaches_a_torchserve_context(densenet_dir, photo_rows):
 
 def test_torchserve_fails_the_whole_batch_on_one_bad_row(ts_densenet, photo_rows):
     ts_handler, ts_ctx = ts_densenet
-    with pytest.raises(Exception):  # PIL.UnidentifiedImageError: the good row's answer is lost
+    from PIL import UnidentifiedImageError
+
+    with pytest.raises(UnidentifiedImageError):  # the good row's answer is lost with it
         ts_handler.handle([photo_rows[0], {"data": b"junk"}], ts_ctx)
 
 
@@ -143,7 +156,9 @@ def test_all_rows_bad_skips_inference(densenet):
 
 def test_invalid_base64_and_odd_payloads(densenet, photo_rows):
     handler, context = densenet
-    answers = handler.handle([{"data": "%%% not base64"}, {"data": {"a": 1}}, "row", photo_rows[1]], context)
+    answers = handler.handle(
+        [{"data": "%%% not base64"}, {"data": {"a": 1}}, "row", photo_rows[1]], context
+    )
     assert "not valid base64" in answers[0]["error"]
     assert "unsupported payload type dict" in answers[1]["error"]
     assert "must be a dict" in answers[2]["error"]

@@ -1,4 +1,4 @@
-"""initialize: device choice, eager vs TorchScript loading, label mapping, and load errors that name the fix."""
+"""initialize: device, eager vs TorchScript loading, mapping, load errors that name the fix."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from torch import nn
 from handlerkit import BaseHandler, Context, ImageClassifier, ModelLoadError
 from handlerkit.loading import choose_device, load_mapping
 
-TINY_MODEL = '''
+TINY_MODEL = """
 import torch
 from torch import nn
 
@@ -25,7 +25,7 @@ class Tiny(nn.Module):
 
     def forward(self, x):
         return self.fc(self.pool(x).flatten(1))
-'''
+"""
 
 
 def _tiny_folder(tmp_path, model_source=TINY_MODEL, mapping=None):
@@ -53,7 +53,11 @@ def test_device_is_cpu_without_cuda_or_gpu_id():
 
 def test_context_local_infers_the_manifest(tmp_path):
     context = Context.local(_tiny_folder(tmp_path), gpu_id=None, batch_size=4)
-    assert context.manifest["model"] == {"modelName": tmp_path.name, "serializedFile": "tiny.pth", "modelFile": "model.py"}
+    assert context.manifest["model"] == {
+        "modelName": tmp_path.name,
+        "serializedFile": "tiny.pth",
+        "modelFile": "model.py",
+    }
     assert context.system_properties["batch_size"] == 4
     assert context.system_properties["model_dir"] == str(tmp_path.resolve())
 
@@ -86,7 +90,9 @@ def test_torchscript_model_loads_without_model_py(tmp_path):
     namespace = {}
     exec(TINY_MODEL, namespace)
     torch.manual_seed(1)
-    torch.jit.save(torch.jit.trace(namespace["Tiny"]().eval(), torch.zeros(1, 3, 8, 8)), tmp_path / "tiny.pt")
+    torch.jit.save(
+        torch.jit.trace(namespace["Tiny"]().eval(), torch.zeros(1, 3, 8, 8)), tmp_path / "tiny.pt"
+    )
     context = Context.local(tmp_path)
     assert "modelFile" not in context.manifest["model"]
     handler = ImageClassifier()
@@ -108,12 +114,19 @@ def test_missing_model_py_names_the_fix(tmp_path):
 
 def test_two_classes_in_model_py_names_them(tmp_path):
     folder = _tiny_folder(tmp_path, TINY_MODEL + "\n\nclass Helper:\n    pass\n")
-    with pytest.raises(ModelLoadError, match=r"defines 2 classes \(Helper, Tiny\).*keep the model class"):
+    with pytest.raises(
+        ModelLoadError, match=r"defines 2 classes \(Helper, Tiny\).*keep the model class"
+    ):
         ImageClassifier().initialize(Context.local(folder))
 
 
 def test_classes_imported_into_model_py_do_not_count(tmp_path):
-    folder = _tiny_folder(tmp_path, TINY_MODEL.replace("from torch import nn", "from torch import nn\nfrom torch.nn import Linear"))
+    folder = _tiny_folder(
+        tmp_path,
+        TINY_MODEL.replace(
+            "from torch import nn", "from torch import nn\nfrom torch.nn import Linear"
+        ),
+    )
     handler = BaseHandler()
     handler.initialize(Context.local(folder))
     assert type(handler.model).__name__ == "Tiny"
@@ -122,7 +135,9 @@ def test_classes_imported_into_model_py_do_not_count(tmp_path):
 def test_weights_that_do_not_fit_name_both_files(tmp_path):
     folder = _tiny_folder(tmp_path)
     torch.save(nn.Linear(2, 2).state_dict(), folder / "tiny.pth")
-    with pytest.raises(ModelLoadError, match="weights in tiny.pth do not fit class Tiny in model.py"):
+    with pytest.raises(
+        ModelLoadError, match="weights in tiny.pth do not fit class Tiny in model.py"
+    ):
         ImageClassifier().initialize(Context.local(folder))
 
 
@@ -204,7 +219,9 @@ def test_layer_hooks_on_torchscript_name_the_problem(tmp_path):
 
     namespace = {}
     exec(TINY_MODEL, namespace)
-    torch.jit.save(torch.jit.trace(namespace["Tiny"]().eval(), torch.zeros(1, 3, 8, 8)), tmp_path / "tiny.pt")
+    torch.jit.save(
+        torch.jit.trace(namespace["Tiny"]().eval(), torch.zeros(1, 3, 8, 8)), tmp_path / "tiny.pt"
+    )
     handler = ImageClassifier()
     handler.initialize(Context.local(tmp_path))
     with pytest.raises(TypeError, match="the model is TorchScript"):

@@ -117,25 +117,42 @@ def test_a_wrong_sized_image_in_a_batch_fails_alone(mnist):
 
 def test_upload_steps_are_traced(uploads):
     handler, context = uploads
-    ink = Image.eval(samples.digit(HELD_OUT[1]), lambda v: 255 - v).resize((120, 120)).convert("RGBA")
+    ink = (
+        Image.eval(samples.digit(HELD_OUT[1]), lambda v: 255 - v).resize((120, 120)).convert("RGBA")
+    )
     with handlerkit.trace(handler) as t:
         handler.handle([{"data": samples.encode(ink)}], context)
     steps = [r.stage for r in t if r.row == 0]
-    assert steps == ["decode", "flatten_alpha", "grayscale", "invert_if_light", "crop_to_ink",
-                     "fit_20x20", "center_by_mass", "to_tensor", "normalize"]
+    assert steps == [
+        "decode",
+        "flatten_alpha",
+        "grayscale",
+        "invert_if_light",
+        "crop_to_ink",
+        "fit_20x20",
+        "center_by_mass",
+        "to_tensor",
+        "normalize",
+    ]
     assert t.find("center_by_mass").shape == (28, 28, 1)
     assert t.find("normalize").shape == (1, 28, 28)
 
 
 def test_model_folder_handler_is_one_upload_handler_class():
-    spec = importlib.util.spec_from_file_location("mnist_folder_handler", samples.MNIST_DIR / "handler.py")
+    spec = importlib.util.spec_from_file_location(
+        "mnist_folder_handler", samples.MNIST_DIR / "handler.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    own = [v for v in vars(module).values() if isinstance(v, type) and v.__module__ == module.__name__]
+    own = [
+        v for v in vars(module).values() if isinstance(v, type) and v.__module__ == module.__name__
+    ]
     assert len(own) == 1 and issubclass(own[0], UploadedDigitClassifier)
     handler = own[0]()
     context = Context.local(samples.MNIST_DIR)
     handler.initialize(context)
     png = io.BytesIO()
     samples.digit(HELD_OUT[2]).save(png, format="PNG")
-    assert handler.handle([{"body": png.getvalue()}], context)[0]["digit"] == samples.digit_label(HELD_OUT[2])
+    assert handler.handle([{"body": png.getvalue()}], context)[0]["digit"] == samples.digit_label(
+        HELD_OUT[2]
+    )

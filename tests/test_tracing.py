@@ -32,7 +32,11 @@ def test_records_hold_values_and_summaries(densenet, photo_rows):
     assert t.find("Resize", row=0).output.size == (384, 256)  # PIL: (width, height)
     assert t.find("CenterCrop", row=1).shape == (224, 224, 3)
     normalized = t.find("Normalize", row=0)
-    assert (normalized.device, normalized.dtype, normalized.shape) == ("cpu", "float32", (3, 224, 224))
+    assert (normalized.device, normalized.dtype, normalized.shape) == (
+        "cpu",
+        "float32",
+        (3, 224, 224),
+    )
     assert t.find("ToTensor", row=0).output.max() <= 1.0
     assert t.find("preprocess").shape == (2, 3, 224, 224)
     assert t.find("inference").shape == (2, 1000)
@@ -79,7 +83,11 @@ def test_layer_records(densenet, photo_rows):
         ("classifier", (2, 1000)),
     ]
     stages = [r.stage for r in t]
-    assert stages.index("inference") < stages.index("features.denseblock1") < stages.index("postprocess")
+    assert (
+        stages.index("inference")
+        < stages.index("features.denseblock1")
+        < stages.index("postprocess")
+    )
     assert t.find("classifier").output.equal(t.find("inference").output)
 
 

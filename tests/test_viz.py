@@ -1,4 +1,4 @@
-"""Drawings: each viz function returns a titled figure built from real trace records; the CLI runs."""
+"""Drawings: each viz function returns a titled figure built from trace records; the CLI runs."""
 
 from __future__ import annotations
 
@@ -41,7 +41,9 @@ def test_every_drawing_is_titled_with_its_stage(traced):
     assert "Resize\nPIL RGB 256x384x3" in _titles(figures["steps"])
     assert any(title.startswith("R: ") for title in _titles(figures["channels"]))
     assert "Normalize: mean" in _titles(figures["histogram"])[0]
-    assert [t.get_text() for t in figures["topk"].axes[0].get_yticklabels()] == list(answers[0])[::-1]
+    assert [t.get_text() for t in figures["topk"].axes[0].get_yticklabels()] == list(answers[0])[
+        ::-1
+    ]
     assert "256 channels of 56x56" in _titles(figures["features"])[-1]
     assert len(figures["steps"].axes) == 6
     for fig in figures.values():

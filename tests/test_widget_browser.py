@@ -39,9 +39,16 @@ HERE = Path(__file__).resolve().parent
 NOTEBOOK = HERE / "notebooks" / "playground.ipynb"
 CHROMIUM = os.environ.get("HANDLERKIT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
-    "--disable-default-apps", "--mute-audio",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-extensions",
+    "--disable-default-apps",
+    "--mute-audio",
 ]
 WIDGET_EXTENSIONS = ("@jupyter-widgets/jupyterlab-manager", "ipycanvas")
 UPLOAD_DIGIT = 1537  # an MNIST "3" (samples are sorted by class, 500 each)
@@ -50,7 +57,8 @@ KERNEL_READY_S = 60  # kernel start, `import torch`, loading the weights
 ANSWER_S = 30  # one prediction: bytes to the kernel, handler, status back to the page
 DRAW_DIGIT = 1
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+import playwright.sync_api as playwright_api  # noqa: E402 - part of the test extra
+
 expect = playwright_api.expect
 
 
@@ -97,8 +105,9 @@ def _quiet_lab_settings(settings_dir: Path) -> None:
     """No news, no update checks, no toasts: they would cover the widget in the screenshots."""
     folder = settings_dir / "@jupyterlab" / "apputils-extension"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "notification.jupyterlab-settings").write_text(json.dumps(
-        {"fetchNews": "false", "checkForUpdates": False, "doNotDisturbMode": True}))
+    (folder / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False, "doNotDisturbMode": True})
+    )
 
 
 def _check_widget_extensions(env: dict[str, str]) -> None:
@@ -116,12 +125,14 @@ def _check_widget_extensions(env: dict[str, str]) -> None:
     assert in_prefix, f"Jupyter does not search {prefix}/share/jupyter: {roots}"
     for ext in WIDGET_EXTENSIONS:
         assert any((r / ext / "package.json").is_file() for r in in_prefix), (
-            f"lab extension {ext} is not in {in_prefix} (pip install ipywidgets ipycanvas)")
+            f"lab extension {ext} is not in {in_prefix} (pip install ipywidgets ipycanvas)"
+        )
 
 
 def _kill_leftovers(marker: str) -> None:
     """Kernels run in their own session; stop any still alive whose command line names our tmp."""
     import psutil  # ipykernel's dependency
+
     mine = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         with contextlib.suppress(psutil.Error):
@@ -151,8 +162,13 @@ class Lab:
         _quiet_lab_settings(Path(self.env["JUPYTERLAB_SETTINGS_DIR"]))
         shutil.copy(NOTEBOOK, self.work / NOTEBOOK.name)  # lab autosaves; keep the repo's clean
         cmd = [
-            sys.executable, "-m", "jupyter", "lab", "--no-browser",
-            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={_free_port()}",
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={_free_port()}",
             f"--IdentityProvider.token={self.token}",
             f"--ServerApp.root_dir={self.work}",
             "--LabApp.expose_app_in_browser=True",
@@ -166,23 +182,32 @@ class Lab:
         if os.geteuid() == 0:  # containers, CI
             cmd.append("--allow-root")
         log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(cmd, cwd=self.work, env=self.env, stdout=log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=self.work,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         log.close()
         runtime = Path(self.env["JUPYTER_RUNTIME_DIR"])
         deadline = time.monotonic() + SERVER_START_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited with {self.proc.returncode}; log: "
-                                   f"{self.log_path}\n{self.log()[-3000:]}")
+                raise RuntimeError(
+                    f"JupyterLab exited with {self.proc.returncode}; log: "
+                    f"{self.log_path}\n{self.log()[-3000:]}"
+                )
             info = runtime / f"jpserver-{self.proc.pid}.json"
             if info.is_file():
                 with contextlib.suppress(ValueError, OSError):
                     port = json.loads(info.read_text())["port"]
                     self.url = f"http://127.0.0.1:{port}"
-                    with urllib.request.urlopen(f"{self.url}/api/status?token={self.token}",
-                                                timeout=5):
+                    with urllib.request.urlopen(
+                        f"{self.url}/api/status?token={self.token}", timeout=5
+                    ):
                         return
             time.sleep(0.2)
         raise TimeoutError(f"JupyterLab did not answer in {SERVER_START_S}s; log: {self.log_path}")
@@ -242,8 +267,12 @@ class Reporter:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     if not Path(CHROMIUM).is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set "
-                    "HANDLERKIT_CHROMIUM); Playwright must not download one")
+        if os.environ.get("CI"):  # CI installs it (.ci/run): never skip there
+            pytest.fail(f"no Chromium at {CHROMIUM}: .ci/run should have installed it")
+        pytest.skip(
+            f"no Chromium at {CHROMIUM} (apt-get install chromium, or set "
+            "HANDLERKIT_CHROMIUM); Playwright must not download one"
+        )
     root = tmp_path_factory.mktemp("lab")
     lab = Lab(root)
     try:
@@ -257,8 +286,9 @@ def lab(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser(lab):
     with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-                                    env=lab.env, timeout=30_000)
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, env=lab.env, timeout=30_000
+        )
         try:
             yield browser
         finally:
@@ -281,25 +311,31 @@ def playground(lab, browser):
 
 
 def _open_and_run(page, lab: Lab):
-    page.goto(f"{lab.url}/lab/tree/{NOTEBOOK.name}?token={lab.token}&reset",
-              wait_until="domcontentloaded")
+    page.goto(
+        f"{lab.url}/lab/tree/{NOTEBOOK.name}?token={lab.token}&reset", wait_until="domcontentloaded"
+    )
     page.wait_for_function(
         "() => window.jupyterapp?.shell?.currentWidget?.sessionContext !== undefined",
-        timeout=SERVER_START_S * 1000)
+        timeout=SERVER_START_S * 1000,
+    )
     config = page.evaluate(
-        "() => JSON.parse(document.getElementById('jupyter-config-data').textContent)")
+        "() => JSON.parse(document.getElementById('jupyter-config-data').textContent)"
+    )
     loaded = [e["name"] for e in config.get("federated_extensions", [])]
     disabled = config.get("disabledExtensions", [])
     missing = [e for e in WIDGET_EXTENSIONS if e not in loaded or e in disabled]
-    assert not missing, (f"JupyterLab lacks the lab extension(s) {missing} (loaded: {loaded}, "
-                         f"disabled: {disabled}); widgets would show as plain text")
+    assert not missing, (
+        f"JupyterLab lacks the lab extension(s) {missing} (loaded: {loaded}, "
+        f"disabled: {disabled}); widgets would show as plain text"
+    )
     status = page.evaluate(
         """async () => {
             const panel = window.jupyterapp.shell.currentWidget;
             await panel.context.ready;
             await panel.sessionContext.ready;
             return panel.sessionContext.session?.kernel?.status ?? 'no kernel';
-        }""")
+        }"""
+    )
     assert status != "no kernel", "the notebook's kernel did not start"
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
 
@@ -313,10 +349,16 @@ def _open_and_run(page, lab: Lab):
         if finished_at is None and re.fullmatch(r"\[\d+\]:", prompt):
             finished_at = now  # the kernel is done; give the browser a moment to draw
         shown = cell.locator(".jp-OutputArea").inner_text()
-        if (error.count() or "DigitPlayground(" in shown or now > deadline
-                or (finished_at is not None and now - finished_at > 10)):
-            raise AssertionError(f"the DigitPlayground widget did not render (cell prompt "
-                                 f"{prompt!r}); the cell shows:\n{shown[-3000:] or '(nothing)'}")
+        if (
+            error.count()
+            or "DigitPlayground(" in shown
+            or now > deadline
+            or (finished_at is not None and now - finished_at > 10)
+        ):
+            raise AssertionError(
+                f"the DigitPlayground widget did not render (cell prompt "
+                f"{prompt!r}); the cell shows:\n{shown[-3000:] or '(nothing)'}"
+            )
         time.sleep(0.25)
     expect(widget.locator(".widget-upload")).to_be_visible(timeout=10_000)
     expect(widget.locator("canvas").first).to_be_visible(timeout=10_000)
@@ -358,7 +400,10 @@ def _wait_for_figure(widget, before: list[str]) -> None:
             return imgs.length === 2 && !imgs.some(i => before.includes(i.src))
                 && imgs.every(i => i.complete && i.naturalWidth > 0);
         }""",
-        arg=[widget.element_handle(), before], timeout=ANSWER_S * 1000, polling=100)
+        arg=[widget.element_handle(), before],
+        timeout=ANSWER_S * 1000,
+        polling=100,
+    )
 
 
 # ---- tests -------------------------------------------------------------------------------------
@@ -374,7 +419,8 @@ def test_upload_shows_prediction(playground, upload_png):
         status = widget.locator(".handlerkit-status")
         expect(status).to_contain_text("from your upload", timeout=ANSWER_S * 1000)
         expect(status.locator(".handlerkit-prediction")).to_have_text(
-            f"Prediction: {label}", timeout=1_000)
+            f"Prediction: {label}", timeout=1_000
+        )
         _wait_for_figure(widget, before)
         _screenshot_for_docs(widget, "playground_upload.png")
 
@@ -398,7 +444,8 @@ def test_drawing_shows_prediction(playground):
         status = widget.locator(".handlerkit-status")
         expect(status).to_contain_text("from your drawing", timeout=ANSWER_S * 1000)
         expect(status.locator(".handlerkit-prediction")).to_have_text(
-            f"Prediction: {DRAW_DIGIT}", timeout=1_000)
+            f"Prediction: {DRAW_DIGIT}", timeout=1_000
+        )
         _wait_for_figure(widget, before)
         _screenshot_for_docs(widget, "playground_drawing.png")
 
@@ -420,4 +467,5 @@ def test_drawing_with_a_pause_before_release_still_shows_prediction(playground):
         page.mouse.up()
         expect(status).to_contain_text("from your drawing", timeout=ANSWER_S * 1000)
         expect(status.locator(".handlerkit-prediction")).to_have_text(
-            f"Prediction: {DRAW_DIGIT}", timeout=1_000)
+            f"Prediction: {DRAW_DIGIT}", timeout=1_000
+        )

@@ -19,8 +19,13 @@ def playground():
 
 def _upload(widget: DigitPlayground, data: bytes, name: str = "digit.png") -> None:
     widget.upload.value = (
-        {"name": name, "type": "image/png", "size": len(data), "content": memoryview(data),
-         "last_modified": datetime.datetime(2026, 11, 25, tzinfo=datetime.timezone.utc)},
+        {
+            "name": name,
+            "type": "image/png",
+            "size": len(data),
+            "content": memoryview(data),
+            "last_modified": datetime.datetime(2026, 11, 25, tzinfo=datetime.timezone.utc),
+        },
     )
 
 
@@ -40,8 +45,10 @@ def test_upload_ends_in_the_right_prediction(playground, index):
     assert playground.trace.find("center_by_mass").shape == (28, 28, 1)
 
 
-@pytest.mark.parametrize("data, message", [(b"hello", "not an image"),
-                                           (samples.encode(Image.new("L", (50, 50), 255)), "blank")])
+@pytest.mark.parametrize(
+    "data, message",
+    [(b"hello", "not an image"), (samples.encode(Image.new("L", (50, 50), 255)), "blank")],
+)
 def test_bad_upload_shows_a_message_not_a_traceback(playground, data, message):
     _upload(playground, data)
     assert playground.prediction is None

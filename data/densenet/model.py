@@ -1,6 +1,6 @@
 """DenseNet-121 for a TorchServe model folder: the one model class TorchServe instantiates.
 
-The architecture comes from torchvision; this file only fixes its size so `Net()` needs no arguments.
+The architecture comes from torchvision; this file fixes its size so the class needs no arguments.
 """
 
 from torchvision.models.densenet import DenseNet

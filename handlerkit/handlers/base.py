@@ -103,16 +103,22 @@ class BaseHandler:
             if not isinstance(batch, torch.Tensor):
                 raise
         outputs = []
-        batch_rows = [i for i in range(len(batch) + len(self.row_errors)) if i not in self.row_errors]
+        batch_rows = [
+            i for i in range(len(batch) + len(self.row_errors)) if i not in self.row_errors
+        ]
         for position, idx in enumerate(batch_rows):
             try:
                 outputs.append(self.inference(batch[position : position + 1]))
             except Exception as error:  # noqa: BLE001
                 message = str(error).splitlines()[0]
-                self.reject(idx, RequestError(
-                    f"the model cannot run on this input of shape {tuple(batch[position].shape)}: "
-                    f"{message}"
-                ))
+                self.reject(
+                    idx,
+                    RequestError(
+                        "the model cannot run on this input of shape "
+                        f"{tuple(batch[position].shape)}: "
+                        f"{message}"
+                    ),
+                )
         return torch.cat(outputs) if outputs else None
 
     def stage(self, name: str, fn, data: Any):

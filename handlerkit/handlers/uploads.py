@@ -1,7 +1,7 @@
 """UploadedDigitClassifier: the customized MNIST handler, for digits people actually upload.
 
 preprocess runs the steps of `handlerkit.digits` (flatten alpha, grayscale, invert, crop, fit,
-centre, normalize) so a photo or drawing looks like MNIST; postprocess returns digit + probabilities.
+centre, normalize) so an upload looks like MNIST; postprocess returns digit + probabilities.
 """
 
 from __future__ import annotations
@@ -34,6 +34,5 @@ class UploadedDigitClassifier(MNISTDigitClassifier):
         """{"digit": the most likely digit, "probabilities": the ten class probabilities}."""
         probabilities = F.softmax(data.float(), dim=1)
         return [
-            {"digit": int(row.argmax()), "probabilities": row.tolist()}
-            for row in probabilities
+            {"digit": int(row.argmax()), "probabilities": row.tolist()} for row in probabilities
         ]

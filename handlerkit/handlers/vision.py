@@ -84,10 +84,13 @@ class VisionHandler(BaseHandler):
         expected = shapes.most_common(1)[0][0]
         for idx, tensor in list(tensors.items()):
             if tuple(tensor.shape) != expected:
-                self.reject(idx, RequestError(
-                    f"this request's tensor has shape {tuple(tensor.shape)}, the batch's is "
-                    f"{expected}; send an input of the model's size"
-                ))
+                self.reject(
+                    idx,
+                    RequestError(
+                        f"this request's tensor has shape {tuple(tensor.shape)}, the batch's is "
+                        f"{expected}; send an input of the model's size"
+                    ),
+                )
                 del tensors[idx]
         return tensors
 
@@ -96,4 +99,6 @@ def _float_tensor(payload: list) -> torch.Tensor:
     try:
         return torch.tensor(payload, dtype=torch.float32)
     except (TypeError, ValueError) as err:
-        raise RequestError(f"the list payload is not a rectangular array of numbers: {err}") from None
+        raise RequestError(
+            f"the list payload is not a rectangular array of numbers: {err}"
+        ) from None
