@@ -84,6 +84,8 @@ def test_bad_rows_get_their_own_error_and_the_rest_are_answered(densenet, photo_
         good,
     ]
     answers = handler.handle(rows, context.for_requests([{}] * len(rows)))
+    statuses = {i: code for i, (code, _) in context.response_status.items()}
+    assert statuses == {1: 400, 2: 400, 3: 400, 4: 413, 5: 400}
     # the bad rows leave the batch: the good ones are answered as a batch of two
     assert [answers[0], answers[-1]] == handler.handle([good, good], context)
     assert "empty request" in answers[1]["error"]
@@ -91,8 +93,6 @@ def test_bad_rows_get_their_own_error_and_the_rest_are_answered(densenet, photo_
     assert "broken JPEG" in answers[3]["error"]
     assert "over the limit" in answers[4]["error"]
     assert "empty request" in answers[5]["error"]
-    statuses = {i: code for i, (code, _) in context.response_status.items()}
-    assert statuses == {1: 400, 2: 400, 3: 400, 4: 413, 5: 400}
 
 
 def test_bad_row_status_reaches_a_torchserve_context(densenet_dir, photo_rows):
