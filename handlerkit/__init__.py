@@ -5,6 +5,7 @@ Handlers mirror TorchServe's; `trace(handler)` records the tensor between every 
 
 from .context import Context
 from .errors import ModelLoadError, RequestError, TooManyPixels
+from .fastpath import TensorImageClassifier
 from .handlers.base import BaseHandler
 from .handlers.image_classifier import ImageClassifier
 from .handlers.mnist import MNISTDigitClassifier
@@ -20,6 +21,7 @@ __all__ = [
     "ModelLoadError",
     "RequestError",
     "StageRecord",
+    "TensorImageClassifier",
     "TooManyPixels",
     "Trace",
     "UploadedDigitClassifier",

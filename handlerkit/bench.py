@@ -1,73 +1,186 @@
-"""Benchmark: handlerkit against TorchServe's own handler, and what tracing costs.
+"""Benchmark: where a handler's time goes, handlerkit against TorchServe, and what tracing costs.
 
-Runs each variant on the same batch, alternating A/B/C/D so drifts in machine load hit them all,
-and prints the median and spread per variant. Run: `python -m handlerkit.bench` (or `make bench`).
+Runs every variant on the same batch, alternating them round by round so drifts in machine load
+hit them all, and prints medians and spreads. Run: `python -m handlerkit.bench` (or `make bench`);
+`--quick` for a short run, `--memory` for the peak memory of tracing a batch of 32.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import json
+import logging
+import os
 import statistics
+import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 import handlerkit
 from handlerkit import Context, samples
+from handlerkit.fastpath import TensorImageClassifier, compare_paths
+
+MODELS = ("densenet", "mnist")
+CAPTURES = ("summary", "full")  # the traced variants of every handlerkit handler
+STAGES = ("preprocess", "forward", "postprocess", "total")  # the rows under the steps
+PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2}  # Pillow stores every other mode in 4 bytes
 
 
-def torchserve_handler(model_dir: Path, handler_class):
+@dataclass
+class Setup:
+    """One model on one device: TorchServe's handler and the handlerkit handlers to compare."""
+
+    title: str
+    make_rows: Callable[[int], list]  # batch size -> request rows
+    torchserve: tuple  # (handler, context), TorchServe's own
+    handlers: dict[str, tuple] = field(default_factory=dict)  # label -> (handler, context)
+
+
+# ---- the handlers -------------------------------------------------------------------------------
+def torchserve_handler(model_dir: Path, handler_class, gpu_id: int | None = None):
     """TorchServe's own handler on `model_dir`, initialized as its worker would."""
     from ts.context import Context as TsContext
+    from ts.context import RequestProcessor
     from ts.metrics.metrics_store import MetricsStore
 
     local = Context.local(model_dir)
+    metrics = MetricsStore(uuid.uuid4(), local.model_name)
     context = TsContext(
         local.model_name,
         str(model_dir),
         local.manifest,
         8,
-        None,
+        gpu_id,
         "bench",
-        metrics=MetricsStore(uuid.uuid4(), local.model_name),
+        metrics=metrics,
         model_yaml_config={},
     )
+    context.request_processor = [RequestProcessor({}) for _ in range(64)]  # the worker's headers
     sys.path.insert(0, str(model_dir))
     sys.modules.pop("model", None)
     try:
-        handler = handler_class()
-        handler.initialize(context)
+        with _quiet_torchserve():
+            handler = handler_class()
+            handler.initialize(context)
     finally:
         sys.path.remove(str(model_dir))
     return handler, context
 
 
-def variants(model_dir: Path) -> dict[str, Callable[[list], object]]:
-    """name -> a function that handles a batch of rows once."""
-    from ts.torch_handler.image_classifier import ImageClassifier as TsImageClassifier
+@contextmanager
+def _quiet_torchserve():
+    """Silence TorchServe's start-up warnings (optional back-ends, missing label file)."""
+    logger = logging.getLogger("ts")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
-    ts_handler, ts_context = torchserve_handler(model_dir, TsImageClassifier)
-    handler = handlerkit.ImageClassifier()
-    context = Context.local(model_dir)
+
+def torchserve_mnist_class():
+    """TorchServe's MNIST example handler, rebuilt on the real `ts` ImageClassifier."""
+    from torchvision import transforms
+    from ts.torch_handler.image_classifier import ImageClassifier
+
+    class MNISTDigitClassifierReference(ImageClassifier):
+        image_processing = transforms.Compose(
+            [transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))]
+        )
+
+        def postprocess(self, data):
+            return data.argmax(1).tolist()
+
+    return MNISTDigitClassifierReference
+
+
+def handlerkit_handler(model_dir: Path, handler_class, gpu_id: int | None = None):
+    context = Context.local(model_dir, gpu_id=gpu_id)
+    handler = handler_class()
     handler.initialize(context)
+    return handler, context
 
-    def traced(capture):
-        def run(rows):
-            with handlerkit.trace(handler, capture=capture):
-                return handler.handle(rows, context)
 
-        return run
+def photo_rows(batch: int) -> list[dict]:
+    """`batch` requests cycling through the sample photos, as JPEG bytes."""
+    photos = list(samples.photos().values())
+    return [{"data": photos[i % len(photos)]} for i in range(batch)]
 
-    return {
-        "torchserve": lambda rows: ts_handler.handle(rows, ts_context),
-        "handlerkit": lambda rows: handler.handle(rows, context),
-        "handlerkit+trace(summary)": traced("summary"),
-        "handlerkit+trace(full)": traced("full"),
-    }
+
+def digit_rows(batch: int) -> list[dict]:
+    """`batch` requests of MNIST digits as PNG bytes, spread over the ten classes."""
+    return [{"data": samples.digit_png(i * 157 % 5000)} for i in range(batch)]
+
+
+def setup(model: str, device: str = "cpu") -> Setup:
+    """The handlers for `model` ("densenet" or "mnist") on `device` ("cpu" or "cuda")."""
+    gpu_id = 0 if device == "cuda" else None
+    with _quiet_torchserve():  # importing ts.torch_handler logs which back-ends it lacks
+        from ts.torch_handler.image_classifier import ImageClassifier as TsImageClassifier
+
+        mnist_reference = torchserve_mnist_class()
+    if model == "densenet":
+        folder, pretrained = _densenet_folder()
+        reference = torchserve_handler(folder, TsImageClassifier, gpu_id)
+        weights = "ImageNet" if pretrained else "seeded"
+        found = Setup(f"DenseNet-121 ({weights} weights)", photo_rows, reference)
+        classes = {"handlerkit": handlerkit.ImageClassifier, "tensor path": TensorImageClassifier}
+    elif model == "mnist":
+        folder = samples.MNIST_DIR
+        reference = torchserve_handler(folder, mnist_reference, gpu_id)
+        found = Setup("MNIST Net", digit_rows, reference)
+        classes = {
+            "handlerkit": handlerkit.MNISTDigitClassifier,
+            "uploads": handlerkit.UploadedDigitClassifier,
+        }
+    else:
+        raise ValueError(f"unknown model {model!r}; choose from {MODELS}")
+    for label, handler_class in classes.items():
+        found.handlers[label] = handlerkit_handler(folder, handler_class, gpu_id)
+    return found
+
+
+@functools.cache
+def _densenet_folder() -> tuple[Path, bool]:
+    return samples.densenet_folder()  # one temporary folder per process, not one per setup
+
+
+# ---- timing -------------------------------------------------------------------------------------
+def variants(found: Setup, traces: dict[str, list]) -> dict[str, Callable[[list], object]]:
+    """name -> a function that handles a batch once; traced variants append their Trace."""
+    ts_handler, ts_context = found.torchserve
+    runs = {"torchserve": lambda rows: ts_handler.handle(rows, ts_context)}
+    for label, (handler, context) in found.handlers.items():
+        runs[label] = _plain(handler, context)
+        for capture in CAPTURES:
+            name = f"{label}+trace({capture})"
+            traces[name] = []
+            runs[name] = _traced(handler, context, capture, traces[name])
+    return runs
+
+
+def _plain(handler, context):
+    return lambda rows: handler.handle(rows, context)
+
+
+def _traced(handler, context, capture: str, keep: list):
+    def run(rows):
+        with handlerkit.trace(handler, capture=capture) as t:
+            answers = handler.handle(rows, context)
+        keep.append(t)
+        return answers
+
+    return run
 
 
 def measure(runs: dict[str, Callable], rows: list, repeats: int) -> dict[str, list[float]]:
@@ -83,49 +196,274 @@ def measure(runs: dict[str, Callable], rows: list, repeats: int) -> dict[str, li
     return seconds
 
 
-def report(seconds: dict[str, list[float]], baseline: str = "torchserve") -> str:
-    """A table: median ms, spread (min..max), ratio of medians to the baseline."""
-    base = statistics.median(seconds[baseline])
-    lines = [f"{'variant':<28} {'median ms':>10} {'min..max ms':>18} {'/ torchserve':>13}"]
-    for name, values in seconds.items():
-        median = statistics.median(values)
-        spread = f"{min(values) * 1000:.0f}..{max(values) * 1000:.0f}"
-        lines.append(f"{name:<28} {median * 1000:10.1f} {spread:>18} {median / base:13.3f}")
+def stage_times(traces: list) -> dict[str, float]:
+    """Median seconds per step (summed over the batch's images) and per stage, over traces."""
+    per_trace = []
+    for t in traces:
+        totals: dict[str, float] = {}
+        for record in t:
+            name = "forward" if record.stage == "inference" else record.stage
+            totals[name] = totals.get(name, 0.0) + record.seconds
+        steps = sum(r.seconds for r in t if r.kind == "step")
+        totals["preprocess, other"] = totals.get("preprocess", 0.0) - steps
+        totals["total"] = sum(r.seconds for r in t if r.kind == "stage")
+        per_trace.append(totals)
+    names = list(per_trace[0])
+    return {name: statistics.median(t.get(name, 0.0) for t in per_trace) for name in names}
+
+
+# ---- tables -------------------------------------------------------------------------------------
+def speed_table(seconds_by_batch: dict[int, dict[str, list[float]]]) -> str:
+    """Median ms, spread, images/s, ratio to TorchServe and to the same handler untraced."""
+    header = (
+        f"{'batch':>5}  {'variant':<28} {'median ms':>10} {'min..max ms':>14} "
+        f"{'images/s':>9} {'/ torchserve':>13} {'/ untraced':>11}"
+    )
+    lines = [header]
+    for batch, seconds in seconds_by_batch.items():
+        medians = {name: statistics.median(values) for name, values in seconds.items()}
+        for name, values in seconds.items():
+            untraced = name.split("+trace")[0]
+            overhead = "-" if untraced == name else f"{medians[name] / medians[untraced]:.3f}"
+            spread = f"{min(values) * 1000:.1f}..{max(values) * 1000:.1f}"
+            lines.append(
+                f"{batch:>5}  {name:<28} {medians[name] * 1000:10.1f} {spread:>14} "
+                f"{batch / medians[name]:9.1f} {medians[name] / medians['torchserve']:13.3f} "
+                f"{overhead:>11}"
+            )
     return "\n".join(lines)
 
 
-def stage_breakdown(model_dir: Path, rows: list) -> str:
-    """Where the time goes inside one traced call, per stage and step (summed over images)."""
-    handler, context = handlerkit.ImageClassifier(), Context.local(model_dir)
-    handler.initialize(context)
-    handler.handle(rows, context)
-    with handlerkit.trace(handler, capture="summary") as t:
+def stage_table(stages_by_batch: dict[int, dict[str, float]]) -> str:
+    """Rows: steps and stages (ms per batch, summed over its images); columns: batch sizes."""
+    batches = list(stages_by_batch)
+    steps: list[str] = []  # in the order they ran
+    for stages in stages_by_batch.values():
+        steps += [n for n in stages if n not in steps and n not in STAGES]
+    rows = [f"  {n}" for n in steps if n != "preprocess, other"] + ["  preprocess, other", *STAGES]
+    lines = [f"{'ms per batch':<22}" + "".join(f"{'batch ' + str(b):>12}" for b in batches)]
+    for row in rows:
+        values = [stages_by_batch[b].get(row.strip(), 0.0) * 1000 for b in batches]
+        lines.append(f"{row:<22}" + "".join(f"{v:12.2f}" for v in values))
+    share = [_not_forward_share(stages_by_batch[b]) for b in batches]
+    lines.append(f"{'not forward / forward':<22}" + "".join(f"{s:12.1%}" for s in share))
+    return "\n".join(lines)
+
+
+def _not_forward_share(stages: dict[str, float]) -> float:
+    return (stages["total"] - stages["forward"]) / stages["forward"]
+
+
+def benchmark(
+    models=MODELS, batches=(1, 8, 32), repeats: int = 5, devices=("cpu",), echo=print
+) -> dict:
+    """Benchmark each model on each device and batch size; print the tables with `echo`.
+
+    Returns {(model, device): {"seconds": {batch: {variant: [s, ...]}}, "stages": {label:
+    {batch: {step: s}}}, "preprocess": {batch: {path: [s, ...]}}}} for a notebook to use.
+    """
+    results = {}
+    for device in devices:
+        for model in models:
+            found = setup(model, device)
+            seconds, stages = {}, {label: {} for label in found.handlers}
+            for batch in batches:
+                traces: dict[str, list] = {}
+                runs = variants(found, traces)
+                seconds[batch] = measure(runs, found.make_rows(batch), repeats)
+                for label in found.handlers:
+                    timed = traces[f"{label}+trace(summary)"][-repeats:]  # not the warm-up's
+                    stages[label][batch] = stage_times(timed)
+            results[model, device] = {"seconds": seconds, "stages": stages}
+            echo(
+                f"\n{found.title} on {device}, torch {torch.__version__}, "
+                f"{torch.get_num_threads()} threads, {repeats} alternating rounds"
+            )
+            echo(speed_table(seconds))
+            for label, by_batch in stages.items():
+                handler = type(found.handlers[label][0]).__name__
+                echo(f"\n{label} ({handler}): where the time goes, from the summary traces")
+                echo(stage_table(by_batch))
+            if "tensor path" in found.handlers:
+                paths = {b: preprocess_speed(found, b, repeats) for b in batches}
+                results[model, device]["preprocess"] = paths
+                echo("\npreprocess alone (untraced): the PIL path against the tensor path")
+                echo(paths_table(paths))
+                echo(closeness_line(found))
+    return results
+
+
+def preprocess_speed(found: Setup, batch: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds of `preprocess` alone, PIL path and tensor path alternating."""
+    pil, tensor = found.handlers["handlerkit"][0], found.handlers["tensor path"][0]
+    runs = {"PIL path": pil.preprocess, "tensor path": tensor.preprocess}
+    return measure(runs, found.make_rows(batch), repeats)
+
+
+def paths_table(paths: dict[int, dict[str, list[float]]]) -> str:
+    lines = [f"{'batch':>5} {'PIL path ms':>12} {'tensor path ms':>15} {'speed-up':>9}"]
+    for batch, seconds in paths.items():
+        pil, tensor = (statistics.median(seconds[n]) for n in ("PIL path", "tensor path"))
+        lines.append(f"{batch:>5} {pil * 1000:12.1f} {tensor * 1000:15.1f} {pil / tensor:8.2f}x")
+    return "\n".join(lines)
+
+
+def closeness_line(found: Setup) -> str:
+    """The tensor path against the PIL path on the sample photos (see fastpath.compare_paths)."""
+    pil, tensor = found.handlers["handlerkit"][0], found.handlers["tensor path"][0]
+    c = compare_paths(pil, tensor, photo_rows(len(samples.PHOTO_NAMES)))
+    return (
+        f"closeness on the {c['rows']} sample photos: inputs differ by at most "
+        f"{c['max_abs_diff']:.4f} ({c['grey_levels']:.2f} grey levels of 255); same top-1 on "
+        f"{c['top1']}/{c['rows']}, same top-5 (in order) on {c['top5']}/{c['rows']}"
+    )
+
+
+# ---- memory -------------------------------------------------------------------------------------
+MEMORY_VARIANTS = {  # name -> trace() arguments (None: no tracing)
+    "untraced": None,
+    "trace(summary)": {"capture": "summary"},
+    "trace(full)": {"capture": "full"},
+    "trace(full, max_rows=4)": {"capture": "full", "max_rows": 4},
+}
+
+
+def captured_bytes(value, kind: type = torch.Tensor) -> int:
+    """Bytes of the copies of `kind` (torch.Tensor or PIL's Image.Image) a trace holds.
+
+    Request bytes are never counted: `snapshot` keeps them as they are, it copies nothing.
+    """
+    if isinstance(value, handlerkit.Trace):
+        return sum(captured_bytes(r.input, kind) + captured_bytes(r.output, kind) for r in value)
+    if isinstance(value, (list, tuple, dict)):
+        items = value.values() if isinstance(value, dict) else value
+        return sum(captured_bytes(v, kind) for v in items)
+    if isinstance(value, torch.Tensor) and kind is torch.Tensor:
+        return value.untyped_storage().nbytes()
+    if isinstance(value, Image.Image) and kind is Image.Image:
+        return value.width * value.height * PIXEL_BYTES.get(value.mode, 4)
+    return 0
+
+
+def memory_child(model_dir: str, variant: str, batch: str, threads: str) -> None:
+    """In a fresh process: handle one batch of DenseNet photos once, print peak RSS as JSON."""
+    import psutil
+
+    torch.set_num_threads(int(threads))
+    handler, context = handlerkit_handler(Path(model_dir), handlerkit.ImageClassifier)
+    rows = photo_rows(int(batch))
+    before = psutil.Process().memory_info().rss
+    options = MEMORY_VARIANTS[variant]
+    tensors = images = 0
+    if options is None:
         handler.handle(rows, context)
-    totals: dict[str, float] = {}
-    for record in t:
-        key = record.stage if record.kind == "stage" else f"  {record.stage}"
-        totals[key] = totals.get(key, 0.0) + record.seconds
-    return "\n".join(f"{name:<20} {secs * 1000:9.1f} ms" for name, secs in totals.items())
+    else:
+        with handlerkit.trace(handler, **options) as t:
+            handler.handle(rows, context)
+        tensors, images = captured_bytes(t, torch.Tensor), captured_bytes(t, Image.Image)
+    print(json.dumps({"before": before, "peak": peak_rss(), "tensors": tensors, "images": images}))
 
 
+def peak_rss() -> int:
+    """This process's peak resident memory, in bytes.
+
+    Linux: VmHWM, which starts afresh at exec (getrusage's ru_maxrss survives exec, so a child
+    would report its parent's peak when that is larger).
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    scale = 1 if sys.platform == "darwin" else 1024  # macOS reports bytes, others KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+def measure_memory(
+    batch: int = 32, threads: int = 2, repeats: int = 3, steady_malloc: bool = True, echo=print
+) -> dict[str, dict]:
+    """Peak RSS of handling one batch, untraced and traced: each run in a fresh process.
+
+    With `steady_malloc`, glibc's mmap threshold is fixed at 64 KiB (MALLOC_MMAP_THRESHOLD_), so
+    freed buffers go back to the system and RSS follows the live memory; with glibc's default
+    (a threshold that grows as big blocks are freed) the peak of identical runs varies by ~100 MB.
+    """
+    folder, _ = _densenet_folder()
+    code = "import sys, handlerkit.bench as b; b.memory_child(*sys.argv[1:])"
+    env = dict(os.environ, **({"MALLOC_MMAP_THRESHOLD_": "65536"} if steady_malloc else {}))
+    results = {}
+    for variant in MEMORY_VARIANTS:
+        command = [sys.executable, "-c", code, str(folder), variant, str(batch), str(threads)]
+        runs = []
+        for _ in range(repeats):
+            done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+            runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        results[variant] = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+        results[variant]["peaks"] = [r["peak"] for r in runs]
+    malloc = "MALLOC_MMAP_THRESHOLD_=65536" if steady_malloc else "glibc's default malloc"
+    echo(f"DenseNet-121, ImageClassifier, one batch of {batch} photos; {malloc}")
+    echo(memory_table(results, repeats))
+    return results
+
+
+def memory_table(results: dict[str, dict], repeats: int) -> str:
+    """Peak RSS per variant (median of fresh processes), what tracing added, what it copied."""
+    mb, base = 2**20, results["untraced"]["peak"]
+    runs = f", median of {repeats} runs" if repeats > 1 else ""
+    lines = [
+        f"{'variant (MB' + runs + ')':<36} {'before':>7} {'peak':>6} {'+ peak':>7} "
+        f"{'tensors':>8} {'PIL':>6} {'+ peak / copies':>16}"
+    ]
+    for variant, r in results.items():
+        added, copies = r["peak"] - base, r["tensors"] + r["images"]
+        ratio = f"{added / copies:.2f}" if copies else "-"
+        lines.append(
+            f"{variant:<36} {r['before'] / mb:7.0f} {r['peak'] / mb:6.0f} {added / mb:7.0f} "
+            f"{r['tensors'] / mb:8.1f} {r['images'] / mb:6.1f} {ratio:>16}"
+        )
+    spread = max(max(r["peaks"]) - min(r["peaks"]) for r in results.values())
+    lines.append(f"largest spread of one variant's peaks: {spread / mb:.0f} MB")
+    full = results["trace(full)"]
+    added, copies = full["peak"] - base, {"tensors": full["tensors"]}
+    copies["tensors + PIL images"] = full["tensors"] + full["images"]
+    for name, size in copies.items():
+        verdict = "yes" if added <= 1.1 * size else "no"
+        lines.append(f"full capture: + peak <= captured {name} + 10%? {verdict}")
+    return "\n".join(lines)
+
+
+# ---- command line -------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--models", default=",".join(MODELS), help="densenet,mnist")
+    parser.add_argument("--batches", default="1,8,32", help="comma-separated batch sizes")
+    parser.add_argument("--batch", type=int, help="one batch size (same as --batches N)")
+    parser.add_argument("--repeats", type=int, default=5, help="alternating rounds per batch")
+    parser.add_argument("--devices", default=None, help="cpu,cuda (default: cpu, and cuda if any)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--quick", action="store_true", help="batches 1,8 and 3 rounds")
+    parser.add_argument("--memory", action="store_true", help="peak RSS of tracing a batch")
+    parser.add_argument(
+        "--default-malloc", action="store_true", help="--memory with glibc's default malloc"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    model_dir, pretrained = samples.densenet_folder()
-    photos = list(samples.photos().values())
-    rows = [{"data": photos[i % len(photos)]} for i in range(args.batch)]
-    print(
-        f"DenseNet-121 ({'ImageNet' if pretrained else 'seeded'} weights), ImageClassifier, "
-        f"batch {args.batch}, {args.repeats} alternating rounds, torch {torch.__version__}, "
-        f"{args.threads} threads, device cpu"
-    )
-    print(report(measure(variants(model_dir), rows, args.repeats)))
-    print("\none traced call, summed per stage/step:")
-    print(stage_breakdown(model_dir, rows))
+    batches = [int(b) for b in args.batches.split(",")]
+    if args.batch:
+        batches = [args.batch]
+    if args.memory:
+        measure_memory(args.batch or 32, args.threads, steady_malloc=not args.default_malloc)
+        return 0
+    if args.quick:
+        batches, args.repeats = [b for b in batches if b <= 8] or batches, min(args.repeats, 3)
+    devices = args.devices.split(",") if args.devices else ["cpu"]
+    if args.devices is None and torch.cuda.is_available():
+        devices.append("cuda")
+    benchmark(args.models.split(","), batches, args.repeats, devices)
     return 0
 
 

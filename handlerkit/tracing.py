@@ -74,10 +74,13 @@ class StageRecord:
 class Trace(Sequence):
     """The records of one or more `handle` calls, in the order their work started."""
 
-    def __init__(self, capture: str = "full") -> None:
+    def __init__(self, capture: str = "full", max_rows: int | None = None) -> None:
         if capture not in ("full", "summary"):
             raise ValueError("capture must be 'full' (keep copies) or 'summary' (shapes only)")
+        if max_rows is not None and max_rows < 0:
+            raise ValueError(f"max_rows must be None (every row) or a count >= 0, got {max_rows}")
         self.capture = capture
+        self.max_rows = max_rows  # with "full": copy the per-row steps of rows < max_rows only
         self.records: list[StageRecord] = []
 
     def __getitem__(self, index):
@@ -126,7 +129,9 @@ class Trace(Sequence):
     def record(self, stage, kind, data, output, seconds, row, started) -> None:
         """A hook: append a record (copies of the values, or only their summaries)."""
         device, dtype, shape = describe(output)
-        keep = self.capture == "full"
+        keep = self.capture == "full" and (
+            row is None or self.max_rows is None or row < self.max_rows
+        )
         item = StageRecord(
             stage,
             kind,
@@ -147,15 +152,20 @@ class Trace(Sequence):
 
 
 @contextmanager
-def trace(handler, layers: Sequence[str] = (), capture: str = "full") -> Iterator[Trace]:
+def trace(
+    handler, layers: Sequence[str] = (), capture: str = "full", max_rows: int | None = None
+) -> Iterator[Trace]:
     """Record every stage and transform step of `handler` (and the named model layers).
+
+    With `capture="full"`, `max_rows=N` keeps copies of the per-image steps of the first N rows
+    only (the other rows get summaries), so tracing a large batch holds a bounded number of images.
 
     Example:
         with handlerkit.trace(handler, layers=["features.denseblock1"]) as t:
             handler.handle(rows, context)
         t.show()
     """
-    recorder = Trace(capture)
+    recorder = Trace(capture, max_rows)
     handles = [handler.hooks.add(recorder.record)]
     try:
         for name in layers:
