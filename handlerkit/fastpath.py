@@ -6,19 +6,16 @@ then for the batch: stack -> ToDtype (0..1 floats) -> Normalize. Close to the PI
 
 from __future__ import annotations
 
-import io
 import re
-import warnings
 
 import torch
 import torchvision.io
 import torchvision.transforms.v2.functional as TF
-from PIL import Image, UnidentifiedImageError
 
-from .errors import RequestError, TooManyPixels
+from .errors import RequestError
 from .handlers.image_classifier import IMAGENET_MEAN, IMAGENET_STD, ImageClassifier
 from .handlers.vision import _float_tensor
-from .images import DEFAULT_MAX_PIXELS, convert_mode, decode_image, request_payload
+from .images import DEFAULT_MAX_PIXELS, convert_mode, decode_image, open_image, request_payload
 
 # What torchvision.io.decode_image reads; other formats (BMP, TIFF, ...) are decoded by Pillow.
 TORCHVISION_FORMATS = {"JPEG", "PNG", "GIF", "WEBP"}
@@ -39,16 +36,7 @@ class TensorImageClassifier(ImageClassifier):
 
     def preprocess(self, data: list) -> torch.Tensor | None:
         """Request rows -> a normalized float batch on the device; bad rows are rejected."""
-        self.row_errors = {}
-        tensors = {}
-        for idx, row in enumerate(data):
-            try:
-                tensors[idx] = self.preprocess_one(row, idx)
-            except RequestError as error:
-                self.reject(idx, error)
-            except Exception as error:  # noqa: BLE001 - one bad row must not fail the batch
-                self.reject(idx, RequestError(f"could not preprocess this request: {error!r}"))
-        tensors = self._same_shape(tensors)
+        tensors = self.preprocess_rows(data)
         if not tensors:
             return None
         if all(t.dtype == torch.uint8 for t in tensors.values()):
@@ -105,27 +93,8 @@ class TensorImageClassifier(ImageClassifier):
 
 def read_header(data: bytes | bytearray, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> str:
     """The image format from the header (no pixels decoded); refuses non-images and bombs."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                image_format, (width, height) = image.format, image.size
-    except Image.DecompressionBombError as err:  # Pillow's own check, at twice its limit
-        raise TooManyPixels(
-            f"image is over the limit of {max_pixels or DEFAULT_MAX_PIXELS:,} pixels "
-            f"(limit_max_image_pixels): {err}"
-        ) from None
-    except UnidentifiedImageError:
-        head = bytes(data[:8])
-        raise RequestError(
-            f"not an image: Pillow cannot identify {len(data)} bytes starting {head!r}"
-        ) from None
-    if max_pixels is not None and width * height > max_pixels:
-        raise TooManyPixels(
-            f"image is {width}x{height} = {width * height:,} pixels, over the limit of "
-            f"{max_pixels:,} (limit_max_image_pixels); send a smaller image"
-        )
-    return image_format
+    with open_image(data, max_pixels) as image:
+        return image.format
 
 
 def _to_float(images: torch.Tensor) -> torch.Tensor:

@@ -50,10 +50,8 @@ def pixel_limit(properties: dict) -> int | None:
     return int(value)
 
 
-def decode_image(
-    data: bytes | bytearray, max_pixels: int | None = DEFAULT_MAX_PIXELS
-) -> Image.Image:
-    """Decode image bytes, refusing oversized images from their header, before decoding pixels."""
+def open_image(data: bytes | bytearray, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Read the image header (no pixels decoded yet); refuse non-images and oversized images."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -74,9 +72,18 @@ def decode_image(
             f"image is {width}x{height} = {width * height:,} pixels, over the limit of "
             f"{max_pixels:,} (limit_max_image_pixels); send a smaller image"
         )
+    return image
+
+
+def decode_image(
+    data: bytes | bytearray, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> Image.Image:
+    """Decode image bytes, refusing oversized images from their header, before decoding pixels."""
+    image = open_image(data, max_pixels)
     try:
         image.load()
     except OSError as err:
+        width, height = image.size
         raise RequestError(f"broken {image.format} image ({width}x{height}): {err}") from None
     return image
 

@@ -32,6 +32,14 @@ class VisionHandler(BaseHandler):
 
     def preprocess(self, data: list) -> torch.Tensor | None:
         """Request rows -> a batch tensor on the device; bad rows are rejected, not raised."""
+        tensors = self.preprocess_rows(data)
+        if not tensors:
+            return None
+        batch = self.step("stack", torch.stack, list(tensors.values()))
+        return self.step("to_device", self._to_device, batch)
+
+    def preprocess_rows(self, data: list) -> dict[int, torch.Tensor]:
+        """`preprocess_one` for each row: {row index: tensor} of the rows that can be batched."""
         self.row_errors = {}
         tensors = {}
         for idx, row in enumerate(data):
@@ -41,11 +49,7 @@ class VisionHandler(BaseHandler):
                 self.reject(idx, error)
             except Exception as error:  # noqa: BLE001 - one bad row must not fail the batch
                 self.reject(idx, RequestError(f"could not preprocess this request: {error!r}"))
-        tensors = self._same_shape(tensors)
-        if not tensors:
-            return None
-        batch = self.step("stack", torch.stack, list(tensors.values()))
-        return self.step("to_device", self._to_device, batch)
+        return self._same_shape(tensors)
 
     def preprocess_one(self, row, idx: int) -> torch.Tensor:
         """One request row -> one image tensor (a list payload is taken as the tensor itself)."""
