@@ -328,19 +328,29 @@ MEMORY_VARIANTS = {  # name -> trace() arguments (None: no tracing)
 }
 
 
-def captured_bytes(value, kind: type = torch.Tensor) -> int:
-    """Bytes of the copies of `kind` (torch.Tensor or PIL's Image.Image) a trace holds.
+def captured_bytes(value, kind: type = torch.Tensor, seen: set | None = None) -> int:
+    """Bytes of the distinct copies of `kind` (torch.Tensor or PIL's Image.Image) a trace holds.
 
-    Request bytes are never counted: `snapshot` keeps them as they are, it copies nothing.
+    A copy shared by two records (one step's output, the next one's input) counts once. Request
+    bytes are never counted: `snapshot` keeps them as they are, it copies nothing.
     """
+    seen = set() if seen is None else seen
     if isinstance(value, handlerkit.Trace):
-        return sum(captured_bytes(r.input, kind) + captured_bytes(r.output, kind) for r in value)
+        values = [v for r in value for v in (r.input, r.output)]
+        return sum(captured_bytes(v, kind, seen) for v in values)
     if isinstance(value, (list, tuple, dict)):
         items = value.values() if isinstance(value, dict) else value
-        return sum(captured_bytes(v, kind) for v in items)
+        return sum(captured_bytes(v, kind, seen) for v in items)
     if isinstance(value, torch.Tensor) and kind is torch.Tensor:
-        return value.untyped_storage().nbytes()
+        storage = value.untyped_storage()
+        if storage.data_ptr() in seen:
+            return 0
+        seen.add(storage.data_ptr())
+        return storage.nbytes()
     if isinstance(value, Image.Image) and kind is Image.Image:
+        if id(value) in seen:
+            return 0
+        seen.add(id(value))
         return value.width * value.height * PIXEL_BYTES.get(value.mode, 4)
     return 0
 

@@ -82,6 +82,9 @@ class Trace(Sequence):
         self.capture = capture
         self.max_rows = max_rows  # with "full": copy the per-row steps of rows < max_rows only
         self.records: list[StageRecord] = []
+        # (original, copy) of the last few tensors/images copied: a step's output is usually the
+        # next step's input (and `to_device` on the CPU returns its input), so one copy serves both.
+        self._recent: list[tuple[Any, Any]] = []
 
     def __getitem__(self, index):
         return self.records[index]
@@ -126,6 +129,20 @@ class Trace(Sequence):
 
         return show_trace(self, row=row)
 
+    def _copy(self, value: Any) -> Any:
+        """`snapshot(value)`, reusing the copy of a value this trace copied a moment ago."""
+        for original, copied in self._recent:
+            if original is value:
+                return copied
+        copied = snapshot(value)
+        if isinstance(value, (torch.Tensor, Image.Image)):
+            self._recent = [(value, copied), *self._recent[:3]]
+        return copied
+
+    def forget_originals(self) -> None:
+        """Drop the references to the handler's own values (done when the trace ends)."""
+        self._recent = []
+
     def record(self, stage, kind, data, output, seconds, row, started) -> None:
         """A hook: append a record (copies of the values, or only their summaries)."""
         device, dtype, shape = describe(output)
@@ -135,8 +152,8 @@ class Trace(Sequence):
         item = StageRecord(
             stage,
             kind,
-            snapshot(data) if keep else None,
-            snapshot(output) if keep else None,
+            self._copy(data) if keep else None,
+            self._copy(output) if keep else None,
             seconds,
             row,
             device,
@@ -174,6 +191,7 @@ def trace(
     finally:
         for handle in handles:
             handle.remove()
+        recorder.forget_originals()
 
 
 def add_layer_hook(handler, name: str, hook: Hook) -> list[RemovableHandle]:

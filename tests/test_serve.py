@@ -20,8 +20,8 @@ import pytest
 import torch
 from PIL import Image
 
-from handlerkit import serve
 from handlerkit.serve import ServeError, TorchServe, archive, measure
+from handlerkit.serve import server as serve_server
 
 pytestmark = pytest.mark.serve
 
@@ -244,12 +244,14 @@ def test_a_taken_port_is_named_in_the_error(store):
 
 
 def test_a_port_taken_while_starting_is_named_in_the_error(store, monkeypatch):
-    choose = serve._choose_ports
+    choose = serve_server._choose_ports
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        monkeypatch.setattr(serve, "_choose_ports", lambda fixed: {**choose({}), "metrics": port})
+        monkeypatch.setattr(
+            serve_server, "_choose_ports", lambda fixed: {**choose({}), "metrics": port}
+        )
         with pytest.raises(ServeError, match=rf"exited during start.*metrics port {port}"):
             TorchServe(store).start()
 

@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from handlerkit import Context, samples, serve
+from handlerkit import Context, samples
 from handlerkit.serve import TorchServe, archive
+from handlerkit.serve import process as serve_process
 
 pytestmark = pytest.mark.serve
 
@@ -162,7 +163,7 @@ def server(store):
         group = running._process.pid  # TorchServe's launcher leads the group: java + workers
         yield running
     assert not running.running
-    assert serve._group_members(group) == set(), "a TorchServe process outlived the server"
+    assert serve_process._group_members(group) == set(), "a TorchServe process outlived the server"
     for port in running.ports.values():
         with pytest.raises(OSError):
             http.client.HTTPConnection("127.0.0.1", port, timeout=1).connect()

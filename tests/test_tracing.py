@@ -149,3 +149,13 @@ def test_gpu_records_show_where_the_copy_happens(densenet_dir, photo_rows):
     assert t.find("to_device").device == "cuda:0"
     assert t.find("inference").device == "cuda:0"
     assert t.find("inference").output.device.type == "cpu"  # records hold CPU copies
+
+
+def test_a_value_passed_from_step_to_step_is_copied_once(densenet, photo_rows):
+    handler, context = densenet
+    with handlerkit.trace(handler) as t:
+        handler.handle(photo_rows[:1], context)
+    assert t.find("CenterCrop", row=0).input is t.find("Resize", row=0).output
+    assert t.find("Normalize", row=0).input is t.find("ToTensor", row=0).output
+    assert t.find("inference").input is t.find("preprocess").output
+    assert t.find("Resize", row=0).output is not t.find("CenterCrop", row=0).output
