@@ -71,9 +71,8 @@ def _truncated() -> bytes:
     return data[: len(data) // 2]
 
 
-def test_bad_rows_get_their_own_error_and_the_rest_are_answered(densenet, photo_rows, bomb):
-    handler, context = densenet
-    good = photo_rows[0]
+def check_bad_rows_are_answered_alone(handler, context, good: dict, bomb: bytes) -> None:
+    """Six bad rows between two good ones: each gets its own error and status, the good answered."""
     rows = [
         good,
         {"data": b""},
@@ -93,6 +92,10 @@ def test_bad_rows_get_their_own_error_and_the_rest_are_answered(densenet, photo_
     assert "broken JPEG" in answers[3]["error"]
     assert "over the limit" in answers[4]["error"]
     assert "empty request" in answers[5]["error"]
+
+
+def test_bad_rows_get_their_own_error_and_the_rest_are_answered(densenet, photo_rows, bomb):
+    check_bad_rows_are_answered_alone(*densenet, photo_rows[0], bomb)
 
 
 def test_bad_row_status_reaches_a_torchserve_context(densenet_dir, photo_rows):

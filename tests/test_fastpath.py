@@ -87,28 +87,9 @@ def test_other_modes_and_formats_decode_as_their_rgb_conversion(fast_densenet, m
 
 
 def test_bad_rows_get_their_own_error_and_the_rest_are_answered(fast_densenet, photo_rows):
-    from test_bad_input import _png_bomb, _truncated
+    from test_bad_input import _png_bomb, check_bad_rows_are_answered_alone
 
-    handler, context = fast_densenet
-    good = photo_rows[0]
-    rows = [
-        good,
-        {"data": b""},
-        {"data": b"not an image at all"},
-        {"data": _truncated()},
-        {"data": _png_bomb()},
-        {"body": None},
-        good,
-    ]
-    answers = handler.handle(rows, context.for_requests([{}] * len(rows)))
-    statuses = {i: code for i, (code, _) in context.response_status.items()}
-    assert statuses == {1: 400, 2: 400, 3: 400, 4: 413, 5: 400}
-    assert [answers[0], answers[-1]] == handler.handle([good, good], context)
-    assert "empty request" in answers[1]["error"]
-    assert "not an image" in answers[2]["error"]
-    assert "broken JPEG" in answers[3]["error"]
-    assert "over the limit" in answers[4]["error"]
-    assert "empty request" in answers[5]["error"]
+    check_bad_rows_are_answered_alone(*fast_densenet, photo_rows[0], _png_bomb())
 
 
 def test_a_list_payload_is_taken_as_the_model_ready_tensor(efficientnet, photo_rows):

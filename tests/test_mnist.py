@@ -8,27 +8,17 @@ import io
 import pytest
 from conftest import ts_initialize
 from PIL import Image
-from torchvision import transforms
 
 import handlerkit
 from handlerkit import Context, MNISTDigitClassifier, UploadedDigitClassifier, samples
+from handlerkit.bench import torchserve_mnist_class
 
 HELD_OUT = list(range(0, 5000, 5))  # every fifth digit is never trained on
 
 
 def torchserve_mnist_handler():
     """TorchServe's MNIST example handler, rebuilt on the real `ts` ImageClassifier."""
-    from ts.torch_handler.image_classifier import ImageClassifier
-
-    class MNISTDigitClassifierReference(ImageClassifier):
-        image_processing = transforms.Compose(
-            [transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))]
-        )
-
-        def postprocess(self, data):
-            return data.argmax(1).tolist()
-
-    return MNISTDigitClassifierReference()
+    return torchserve_mnist_class()()
 
 
 @pytest.fixture(scope="module")
