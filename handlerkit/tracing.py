@@ -7,7 +7,9 @@ truth test and a direct call. `trace(handler)` registers hooks that fill a `Trac
 from __future__ import annotations
 
 import copy
+import functools
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -38,22 +40,31 @@ class Hooks:
 
     def run(self, stage: str, kind: str, fn: Callable, data: Any, row: int | None, device) -> Any:
         """Call `fn(data)`, timing it (synchronizing CUDA), and tell every hook about it."""
-        _synchronize(device)
+        cuda = getattr(device, "type", None) == "cuda"
+        if cuda:
+            torch.cuda.synchronize(device)
         started = time.perf_counter()
         output = fn(data)
-        _synchronize(device)
+        if cuda:
+            torch.cuda.synchronize(device)
         seconds = time.perf_counter() - started
-        for hook in list(self._hooks.values()):
+        for hook in tuple(self._hooks.values()):
             hook(stage, kind, data, output, seconds, row, started)
         return output
+
+    def tell(self, stage: str, kind: str, data: Any, output: Any, row: int | None) -> None:
+        """Tell every hook about an event that took no time, e.g. a request being rejected."""
+        started = time.perf_counter()
+        for hook in list(self._hooks.values()):
+            hook(stage, kind, data, output, 0.0, row, started)
 
 
 @dataclass
 class StageRecord:
     """What went into and came out of one stage, transform step or layer."""
 
-    stage: str  # "preprocess", "Resize", "features.denseblock1", ...
-    kind: str  # "stage", "step" or "layer"
+    stage: str  # "preprocess", "Resize", "features.denseblock1", "rejected", ...
+    kind: str  # "stage", "step", "layer", or "error" (a request rejected: output is its error)
     input: Any
     output: Any
     seconds: float
@@ -82,9 +93,10 @@ class Trace(Sequence):
         self.capture = capture
         self.max_rows = max_rows  # with "full": copy the per-row steps of rows < max_rows only
         self.records: list[StageRecord] = []
-        # (original, copy) of the last few tensors/images copied: a step's output is usually the
-        # next step's input (and `to_device` on the CPU returns its input), so one copy serves both.
-        self._recent: list[tuple[Any, Any]] = []
+        # (weak reference to the original, copy) of the last few tensors/images copied: a step's
+        # output is usually the next step's input (and `to_device` on the CPU returns its input),
+        # so one copy serves both. Weak, so the trace never keeps the handler's own values alive.
+        self._recent: list[tuple[weakref.ref, Any]] = []
 
     def __getitem__(self, index):
         return self.records[index]
@@ -105,6 +117,24 @@ class Trace(Sequence):
     def of_kind(self, kind: str) -> list[StageRecord]:
         return [r for r in self.records if r.kind == kind]
 
+    def last_call(self) -> list[StageRecord]:
+        """The records of the last `handle` call (from its last `preprocess` stage on)."""
+        starts = [
+            i for i, r in enumerate(self.records) if r.kind == "stage" and r.stage == "preprocess"
+        ]
+        return self.records[starts[-1] :] if starts else list(self.records)
+
+    def rejected(self) -> dict[int, Exception]:
+        """{request row: its error} for the requests the last `handle` call rejected."""
+        return {r.row: r.output for r in self.last_call() if r.kind == "error"}
+
+    def batch_position(self, row: int) -> int | None:
+        """Where request `row` sits in the last call's batch (the rejected rows are left out)."""
+        rejected = self.rejected()
+        if row in rejected:
+            return None
+        return row - sum(1 for bad in rejected if bad < row)
+
     def table(self) -> str:
         """A text table: one line per record, indented under its stage."""
         lines = [
@@ -113,6 +143,9 @@ class Trace(Sequence):
         for r in self.records:
             name = r.stage if r.kind == "stage" else "  " + r.stage
             row = "" if r.row is None else str(r.row)
+            if r.kind == "error":
+                lines.append(f"{name:<28} {row:>3}  {type(r.output).__name__}: {r.output}"[:120])
+                continue
             shape = "x".join(map(str, r.shape)) if r.shape else "-"
             lines.append(
                 f"{name:<28} {row:>3}  {r.device or '-':<7} {r.dtype or '-':<14} "
@@ -132,11 +165,11 @@ class Trace(Sequence):
     def _copy(self, value: Any) -> Any:
         """`snapshot(value)`, reusing the copy of a value this trace copied a moment ago."""
         for original, copied in self._recent:
-            if original is value:
+            if original() is value:
                 return copied
         copied = snapshot(value)
         if isinstance(value, (torch.Tensor, Image.Image)):
-            self._recent = [(value, copied), *self._recent[:3]]
+            self._recent = [(weakref.ref(value), copied), *self._recent[:3]]
         return copied
 
     def forget_originals(self) -> None:
@@ -225,18 +258,14 @@ def add_layer_hook(handler, name: str, hook: Hook) -> list[RemovableHandle]:
 def describe(value: Any) -> tuple[str | None, str | None, tuple | None]:
     """(device, dtype, shape) of a tensor, a PIL image, or a list of them."""
     if isinstance(value, torch.Tensor):
-        return str(value.device), str(value.dtype).removeprefix("torch."), tuple(value.shape)
+        return _name(value.device), _name(value.dtype), tuple(value.shape)
     if isinstance(value, Image.Image):
         return "pil", f"PIL {value.mode}", (value.height, value.width, len(value.getbands()))
     if isinstance(value, (bytes, bytearray)):
         return None, "bytes", (len(value),)
     if isinstance(value, (list, tuple)):
         if value and isinstance(value[0], torch.Tensor):
-            return (
-                str(value[0].device),
-                str(value[0].dtype).removeprefix("torch."),
-                (len(value), *value[0].shape),
-            )
+            return _name(value[0].device), _name(value[0].dtype), (len(value), *value[0].shape)
         return None, type(value).__name__, (len(value),)
     return None, type(value).__name__, None
 
@@ -247,13 +276,19 @@ def snapshot(value: Any) -> Any:
         return value.detach().to("cpu", copy=True)
     if isinstance(value, Image.Image):
         return value.copy()
-    if isinstance(value, (bytes, str, int, float)) or value is None:
+    if isinstance(value, (bytes, str, int, float, BaseException)) or value is None:
         return value
     if isinstance(value, (list, tuple)):
         return type(value)(snapshot(v) for v in value)
     if isinstance(value, dict):
         return {k: snapshot(v) for k, v in value.items()}
     return copy.deepcopy(value)
+
+
+@functools.cache
+def _name(device_or_dtype) -> str:
+    """A device or dtype as trace tables print it: "cpu", "float32" (cached: called often)."""
+    return str(device_or_dtype).removeprefix("torch.")
 
 
 def _synchronize(device) -> None:

@@ -6,6 +6,7 @@ with the stage it shows, so a notebook cell shows one picture of one part of the
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -36,7 +37,9 @@ def as_picture(value) -> np.ndarray:
 
 def show_steps(trace: Trace, row: int = 0, title: str | None = None) -> Figure:
     """Request `row` after each per-image step: decoded, resized, cropped, tensor, normalized."""
-    records = [r for r in trace if r.row == row and r.output is not None and r.kind == "step"]
+    records = _steps(trace, row)
+    if not records:
+        raise ValueError(_no_steps(trace, row))
     fig, axes = plt.subplots(1, len(records), figsize=(2.6 * len(records), 3), squeeze=False)
     for ax, record in zip(axes[0], records):
         _draw_step(ax, record, fontsize=9)
@@ -147,7 +150,7 @@ def show_feature_maps(tensor: torch.Tensor, title: str = "feature maps", count: 
 
 def show_timeline(trace: Trace, title: str = "where the time goes") -> Figure:
     """One bar per stage (and step, indented), as long as it took."""
-    records = [r for r in trace if r.kind != "layer" and (r.row in (None, 0))]
+    records = [r for r in trace if r.kind in ("stage", "step") and (r.row in (None, 0))]
     fig, ax = plt.subplots(figsize=(7, 0.3 * len(records) + 1))
     names = [
         ("" if r.kind == "stage" else "   ") + r.stage + ("" if r.row is None else f" [{r.row}]")
@@ -163,10 +166,15 @@ def show_timeline(trace: Trace, title: str = "where the time goes") -> Figure:
 
 
 def show_trace(trace: Trace, row: int = 0) -> Figure:
-    """The whole pipeline for request `row`: its steps, the model's answer, the timeline."""
-    steps = [r for r in trace if r.row == row and r.output is not None and r.kind == "step"]
-    inference = _last(trace, "inference")
-    answer = _answer(trace, row)
+    """The whole pipeline for request `row`: its steps, the model's answer, the timeline.
+
+    Drawn from the trace's last `handle` call; a rejected request shows its error in place of the
+    model's answer (the batch's inference and postprocess rows are those of the other requests).
+    """
+    steps = _steps(trace, row)
+    position = trace.batch_position(row)
+    inference = _last(trace, "inference") if position is not None else None
+    answer = _answer(trace, row, position)
     if isinstance(answer, dict) and "probabilities" in answer:  # the upload handler's answer
         answer = {str(i): p for i, p in enumerate(answer["probabilities"])}
     elif isinstance(answer, int):  # the MNIST example's answer: just the digit
@@ -178,7 +186,7 @@ def show_trace(trace: Trace, row: int = 0) -> Figure:
         _draw_step(fig.add_subplot(grid[0, i]), record, fontsize=8)
     if inference is not None and inference.output is not None:
         ax = fig.add_subplot(grid[1, : columns // 3 or 1])
-        ax.plot(inference.output[row].float().numpy(), linewidth=0.6, color="tab:orange")
+        ax.plot(inference.output[position].float().numpy(), linewidth=0.6, color="tab:orange")
         ax.set_title(f"inference: output {_shape(inference)}", fontsize=9)
     if isinstance(answer, dict) and "error" not in answer:
         ax = fig.add_subplot(grid[1, columns // 3 : 2 * columns // 3])
@@ -188,10 +196,13 @@ def show_trace(trace: Trace, row: int = 0) -> Figure:
         ax.tick_params(labelsize=7)
     elif answer is not None:
         ax = fig.add_subplot(grid[1, columns // 3 : 2 * columns // 3])
-        ax.text(0.5, 0.5, f"postprocess:\n{str(answer)[:60]}", ha="center", va="center", wrap=True)
+        heading = "rejected" if position is None else "postprocess"
+        message = answer["error"] if isinstance(answer, dict) and "error" in answer else answer
+        text = textwrap.fill(str(message), 40)[:240]
+        ax.text(0.5, 0.5, f"{heading}:\n{text}", ha="center", va="center", fontsize=8)
         ax.axis("off")
     ax = fig.add_subplot(grid[1, 2 * columns // 3 :])
-    stages = [r for r in trace if r.kind == "stage"][-3:]
+    stages = [r for r in trace.last_call() if r.kind == "stage"]
     ax.barh(
         [r.stage for r in stages][::-1],
         [r.seconds * 1000 for r in stages][::-1],
@@ -216,13 +227,33 @@ def _shape(record: StageRecord) -> str:
     return f"{record.dtype} {'x'.join(map(str, record.shape or ()))}"
 
 
+def _steps(trace: Trace, row: int) -> list[StageRecord]:
+    """The copied per-image steps of request `row` in the trace's last `handle` call."""
+    return [
+        r for r in trace.last_call() if r.row == row and r.output is not None and r.kind == "step"
+    ]
+
+
+def _no_steps(trace: Trace, row: int) -> str:
+    error = trace.rejected().get(row)
+    if error is not None:
+        return f"request {row} was rejected before any step could be copied: {error}"
+    return (
+        f"no copied steps for request {row}: trace with capture='full' (and max_rows > {row}), "
+        "and pass a row the traced batch has"
+    )
+
+
 def _last(trace: Trace, stage: str) -> StageRecord | None:
-    found = [r for r in trace if r.stage == stage]
+    found = [r for r in trace.last_call() if r.stage == stage]
     return found[-1] if found else None
 
 
-def _answer(trace: Trace, row: int):
+def _answer(trace: Trace, row: int, position: int | None):
+    """Request `row`'s answer: its error if it was rejected, else its row of postprocess."""
+    if position is None:
+        return {"error": str(trace.rejected()[row])}
     record = _last(trace, "postprocess")
-    if record is None or record.output is None or row >= len(record.output):
+    if record is None or record.output is None or position >= len(record.output):
         return None
-    return record.output[row]
+    return record.output[position]

@@ -4,6 +4,9 @@ import functools
 import importlib.util
 import inspect
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import matplotlib.cbook
@@ -108,3 +111,13 @@ def test_index_to_name_is_torchvisions_imagenet_categories():
 @pytest.mark.parametrize("name", EXPECTED)
 def test_top1_is_what_a_person_would_say(name, norm):
     assert top1_labels(norm)[name] in EXPECTED[name]
+
+
+def test_a_sample_folder_without_dest_is_removed_when_python_exits(tmp_path):
+    code = "from handlerkit import samples; print(samples.efficientnet_folder())"
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    folder = Path(done.stdout.strip())
+    assert folder.parent == tmp_path and folder.name.startswith("efficientnet_lite0_")
+    assert not folder.exists() and list(tmp_path.iterdir()) == []

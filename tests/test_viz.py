@@ -69,3 +69,28 @@ def test_trace_show_draws_digit_answers():
         fig = t.show()
         assert any(ax.get_title() == "postprocess: answer" for ax in fig.axes)
         plt.close(fig)
+
+
+def test_trace_show_finds_a_request_behind_a_rejected_one(densenet, photo_rows):
+    handler, context = densenet
+    with handlerkit.trace(handler) as t:
+        handler.handle(photo_rows[3:4], context)  # an earlier call: its rows are not drawn
+        answers = handler.handle([{"data": b"junk"}, photo_rows[0], photo_rows[1]], context)
+    assert set(t.rejected()) == {0} and "not an image" in str(t.rejected()[0])
+    assert [t.batch_position(row) for row in range(3)] == [None, 0, 1]
+    assert "rejected" in t.table() and "not an image" in t.table().lower()
+
+    fig = t.show(row=2)  # the batch's second row, the request's third
+    bars = next(ax for ax in fig.axes if ax.get_title() == "postprocess: answer")
+    assert [label.get_text() for label in bars.get_yticklabels()] == list(answers[2])[::-1]
+    steps = [ax for ax in fig.axes if ax.get_title().startswith(("Resize", "decode"))]
+    assert len(steps) == 2  # the last call's decode and Resize of request 2, not the first call's
+    plt.close(fig)
+
+    fig = t.show(row=0)
+    texts = [text.get_text() for ax in fig.axes for text in ax.texts]
+    assert any(text.startswith("rejected:") for text in texts)
+    assert not any(ax.get_title() == "postprocess: answer" for ax in fig.axes)
+    plt.close(fig)
+    with pytest.raises(ValueError, match="request 0 was rejected"):
+        viz.show_steps(t, row=0)

@@ -137,6 +137,8 @@ class BaseHandler:
     def reject(self, idx: int, error: RequestError) -> None:
         """Mark request `idx` as bad; it is answered with its error, and a 4xx where possible."""
         self.row_errors[idx] = error
+        if self.hooks:
+            self.hooks.tell("rejected", "error", None, error, idx)
         set_status = getattr(self.context, "set_response_status", None)
         if set_status is not None:
             set_status(error.status, str(error), idx)
