@@ -71,14 +71,10 @@ def _handler(model: str, gpu_id: int | None):
     from handlerkit import samples
 
     if model == "mnist":
-        folder, handler = samples.MNIST_DIR, handlerkit.MNISTDigitClassifier()
-    elif model == "densenet":
-        folder, handler = samples.densenet_folder()[0], handlerkit.ImageClassifier()
-    else:
-        folder, handler = samples.efficientnet_folder(), handlerkit.ImageClassifier()
-    context = handlerkit.Context.local(folder, gpu_id=gpu_id)
-    handler.initialize(context)
-    return handler, context
+        return handlerkit.MNISTDigitClassifier.for_folder(samples.MNIST_DIR, gpu_id)
+    if model == "densenet":
+        return handlerkit.ImageClassifier.for_folder(samples.densenet_folder()[0], gpu_id)
+    return handlerkit.ImageClassifier.for_folder(samples.efficientnet_folder(), gpu_id)
 
 
 if __name__ == "__main__":

@@ -104,13 +104,6 @@ def torchserve_mnist_class():
     return MNISTDigitClassifierReference
 
 
-def handlerkit_handler(model_dir: Path, handler_class, gpu_id: int | None = None):
-    context = Context.local(model_dir, gpu_id=gpu_id)
-    handler = handler_class()
-    handler.initialize(context)
-    return handler, context
-
-
 def photo_rows(batch: int) -> list[dict]:
     """`batch` requests cycling through the sample photos, as JPEG bytes."""
     photos = list(samples.photos().values())
@@ -146,7 +139,7 @@ def setup(model: str, device: str = "cpu") -> Setup:
     else:
         raise ValueError(f"unknown model {model!r}; choose from {MODELS}")
     for label, handler_class in classes.items():
-        found.handlers[label] = handlerkit_handler(folder, handler_class, gpu_id)
+        found.handlers[label] = handler_class.for_folder(folder, gpu_id)
     return found
 
 
@@ -356,20 +349,17 @@ def captured_bytes(value, kind: type = torch.Tensor, seen: set | None = None) ->
 
 
 MEMORY_HANDLERS = {  # the path's name -> the handler class measured
-    "PIL path": "ImageClassifier",
-    "tensor path": "TensorImageClassifier",
+    "PIL path": handlerkit.ImageClassifier,
+    "tensor path": TensorImageClassifier,
 }
 
 
-def memory_child(model_dir: str, handler_name: str, variant: str, batch: str, threads: str) -> None:
+def memory_child(model_dir: str, path: str, variant: str, batch: str, threads: str) -> None:
     """In a fresh process: handle one batch of DenseNet photos once, print peak RSS as JSON."""
     import psutil
 
     torch.set_num_threads(int(threads))
-    handler_class = {"TensorImageClassifier": TensorImageClassifier}.get(
-        handler_name, handlerkit.ImageClassifier
-    )
-    handler, context = handlerkit_handler(Path(model_dir), handler_class)
+    handler, context = MEMORY_HANDLERS[path].for_folder(model_dir)
     rows = photo_rows(int(batch))
     before = psutil.Process().memory_info().rss
     options = MEMORY_VARIANTS[variant]
@@ -423,9 +413,9 @@ def measure_memory(
     malloc = "MALLOC_MMAP_THRESHOLD_=65536" if steady_malloc else "glibc's default malloc"
     everything = {}
     for path in paths:
-        handler_name, results = MEMORY_HANDLERS[path], {}
+        results = {}
         for variant in MEMORY_VARIANTS:
-            command = [sys.executable, "-c", code, str(folder), handler_name, variant]
+            command = [sys.executable, "-c", code, str(folder), path, variant]
             command += [str(batch), str(threads)]
             runs = []
             for _ in range(repeats):
@@ -433,7 +423,8 @@ def measure_memory(
                 runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
             results[variant] = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
             results[variant]["peaks"] = [r["peak"] for r in runs]
-        echo(f"DenseNet-121, {handler_name} ({path}), one batch of {batch} photos; {malloc}")
+        name = MEMORY_HANDLERS[path].__name__
+        echo(f"DenseNet-121, {name} ({path}), one batch of {batch} photos; {malloc}")
         echo(memory_table(results, repeats) + "\n")
         everything[path] = results
     return everything

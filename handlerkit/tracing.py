@@ -40,13 +40,10 @@ class Hooks:
 
     def run(self, stage: str, kind: str, fn: Callable, data: Any, row: int | None, device) -> Any:
         """Call `fn(data)`, timing it (synchronizing CUDA), and tell every hook about it."""
-        cuda = getattr(device, "type", None) == "cuda"
-        if cuda:
-            torch.cuda.synchronize(device)
+        _synchronize(device)
         started = time.perf_counter()
         output = fn(data)
-        if cuda:
-            torch.cuda.synchronize(device)
+        _synchronize(device)
         seconds = time.perf_counter() - started
         for hook in tuple(self._hooks.values()):
             hook(stage, kind, data, output, seconds, row, started)

@@ -37,7 +37,7 @@ def as_picture(value) -> np.ndarray:
 
 def show_steps(trace: Trace, row: int = 0, title: str | None = None) -> Figure:
     """Request `row` after each per-image step: decoded, resized, cropped, tensor, normalized."""
-    records = _steps(trace, row)
+    records = _steps(trace.last_call(), row)
     if not records:
         raise ValueError(_no_steps(trace, row))
     fig, axes = plt.subplots(1, len(records), figsize=(2.6 * len(records), 3), squeeze=False)
@@ -52,8 +52,7 @@ def show_channels(
     tensor: torch.Tensor, title: str = "channels", names: Sequence[str] = ("R", "G", "B")
 ) -> Figure:
     """Each channel of a (C,H,W) tensor as its own grayscale image, with its value range."""
-    tensor = tensor.detach().float().cpu()
-    tensor = tensor[0] if tensor.ndim == 4 else tensor
+    tensor = _first_image(tensor)
     fig, axes = plt.subplots(1, tensor.shape[0], figsize=(3 * tensor.shape[0], 3.2), squeeze=False)
     for i, (ax, channel) in enumerate(zip(axes[0], tensor)):
         ax.imshow(channel.numpy(), cmap="gray")
@@ -67,8 +66,7 @@ def show_channels(
 
 def show_histogram(tensor: torch.Tensor, title: str = "values", bins: int = 60) -> Figure:
     """Histogram of a tensor's values, one colour per channel when it has 3."""
-    tensor = tensor.detach().float().cpu()
-    tensor = tensor[0] if tensor.ndim == 4 else tensor
+    tensor = _first_image(tensor)
     fig, ax = plt.subplots(figsize=(6, 3))
     if tensor.ndim == 3 and tensor.shape[0] == 3:
         for channel, color in zip(tensor, ("red", "green", "blue")):
@@ -133,8 +131,7 @@ def show_logits(
 
 def show_feature_maps(tensor: torch.Tensor, title: str = "feature maps", count: int = 16) -> Figure:
     """The first `count` channels of a layer's (N,C,H,W) output, as a grid."""
-    tensor = tensor.detach().float().cpu()
-    tensor = tensor[0] if tensor.ndim == 4 else tensor
+    tensor = _first_image(tensor)
     count = min(count, tensor.shape[0])
     cols = min(8, count)
     rows = (count + cols - 1) // cols
@@ -171,10 +168,11 @@ def show_trace(trace: Trace, row: int = 0) -> Figure:
     Drawn from the trace's last `handle` call; a rejected request shows its error in place of the
     model's answer (the batch's inference and postprocess rows are those of the other requests).
     """
-    steps = _steps(trace, row)
+    records = trace.last_call()
+    steps = _steps(records, row)
     position = trace.batch_position(row)
-    inference = _last(trace, "inference") if position is not None else None
-    answer = _answer(trace, row, position)
+    inference = _last(records, "inference") if position is not None else None
+    answer = _answer(trace, records, row, position)
     if isinstance(answer, dict) and "probabilities" in answer:  # the upload handler's answer
         answer = {str(i): p for i, p in enumerate(answer["probabilities"])}
     elif isinstance(answer, int):  # the MNIST example's answer: just the digit
@@ -202,7 +200,7 @@ def show_trace(trace: Trace, row: int = 0) -> Figure:
         ax.text(0.5, 0.5, f"{heading}:\n{text}", ha="center", va="center", fontsize=8)
         ax.axis("off")
     ax = fig.add_subplot(grid[1, 2 * columns // 3 :])
-    stages = [r for r in trace.last_call() if r.kind == "stage"]
+    stages = [r for r in records if r.kind == "stage"]
     ax.barh(
         [r.stage for r in stages][::-1],
         [r.seconds * 1000 for r in stages][::-1],
@@ -213,6 +211,12 @@ def show_trace(trace: Trace, row: int = 0) -> Figure:
     fig.suptitle(f"request {row}: preprocess -> inference -> postprocess")
     fig.tight_layout()
     return fig
+
+
+def _first_image(tensor: torch.Tensor) -> torch.Tensor:
+    """A float CPU copy of a (C,H,W) tensor, or of the first image of an (N,C,H,W) batch."""
+    tensor = tensor.detach().float().cpu()
+    return tensor[0] if tensor.ndim == 4 else tensor
 
 
 def _draw_step(ax, record: StageRecord, fontsize: int) -> None:
@@ -227,11 +231,9 @@ def _shape(record: StageRecord) -> str:
     return f"{record.dtype} {'x'.join(map(str, record.shape or ()))}"
 
 
-def _steps(trace: Trace, row: int) -> list[StageRecord]:
-    """The copied per-image steps of request `row` in the trace's last `handle` call."""
-    return [
-        r for r in trace.last_call() if r.row == row and r.output is not None and r.kind == "step"
-    ]
+def _steps(records: list[StageRecord], row: int) -> list[StageRecord]:
+    """The copied per-image steps of request `row` among `records` (one `handle` call's)."""
+    return [r for r in records if r.row == row and r.output is not None and r.kind == "step"]
 
 
 def _no_steps(trace: Trace, row: int) -> str:
@@ -244,16 +246,16 @@ def _no_steps(trace: Trace, row: int) -> str:
     )
 
 
-def _last(trace: Trace, stage: str) -> StageRecord | None:
-    found = [r for r in trace.last_call() if r.stage == stage]
+def _last(records: list[StageRecord], stage: str) -> StageRecord | None:
+    found = [r for r in records if r.stage == stage]
     return found[-1] if found else None
 
 
-def _answer(trace: Trace, row: int, position: int | None):
+def _answer(trace: Trace, records: list[StageRecord], row: int, position: int | None):
     """Request `row`'s answer: its error if it was rejected, else its row of postprocess."""
     if position is None:
         return {"error": str(trace.rejected()[row])}
-    record = _last(trace, "postprocess")
+    record = _last(records, "postprocess")
     if record is None or record.output is None or position >= len(record.output):
         return None
     return record.output[position]

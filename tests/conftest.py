@@ -26,10 +26,7 @@ def densenet(densenet_dir):
     """An initialized handlerkit ImageClassifier on the DenseNet folder, and its context."""
     from handlerkit import ImageClassifier
 
-    context = Context.local(densenet_dir)
-    handler = ImageClassifier()
-    handler.initialize(context)
-    return handler, context
+    return ImageClassifier.for_folder(densenet_dir)
 
 
 def ts_context(model_dir: Path, limit_max_image_pixels: bool = True, batch_size: int = 1):

@@ -32,10 +32,7 @@ def efficientnet(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fast_densenet(densenet_dir):
-    context = Context.local(densenet_dir)
-    handler = TensorImageClassifier()
-    handler.initialize(context)
-    return handler, context
+    return TensorImageClassifier.for_folder(densenet_dir)
 
 
 def test_inputs_are_within_one_grey_level_of_the_pil_path(efficientnet, photo_rows):
@@ -131,9 +128,7 @@ def test_tracing_never_changes_an_answer(fast_densenet, photo_rows):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_on_cuda_the_transforms_run_on_the_gpu(densenet_dir, fast_densenet, photo_rows):
     cpu_handler, _ = fast_densenet
-    context = Context.local(densenet_dir, gpu_id=0)
-    handler = TensorImageClassifier()
-    handler.initialize(context)
+    handler, context = TensorImageClassifier.for_folder(densenet_dir, gpu_id=0)
     with handlerkit.trace(handler, capture="summary") as t:
         batch = handler.preprocess(photo_rows)
     assert batch.device.type == "cuda"

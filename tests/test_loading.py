@@ -64,9 +64,7 @@ def test_context_local_infers_the_manifest(tmp_path):
 
 def test_topk_never_exceeds_the_number_of_classes(tmp_path):
     folder = _tiny_folder(tmp_path, mapping={"0": "a", "1": ["n1", "b"], "2": "c"})
-    handler = ImageClassifier()
-    context = Context.local(folder)
-    handler.initialize(context)
+    handler, context = ImageClassifier.for_folder(folder)
     answers = handler.handle(_photo_rows(), context)
     assert [sorted(a) for a in answers] == [["a", "b", "c"]] * 2
     assert abs(sum(answers[0].values()) - 1) < 1e-6
@@ -78,9 +76,7 @@ def test_eager_model_matches_torchserve_on_a_three_class_model_with_topk_3(tmp_p
     folder = _tiny_folder(tmp_path, mapping={"0": "a", "1": ["n1", "b"], "2": "c"})
     ts_handler, ts_ctx = ts_initialize(TsImageClassifier(), folder)
     ts_handler.topk = 3
-    handler = ImageClassifier()
-    context = Context.local(folder)
-    handler.initialize(context)
+    handler, context = ImageClassifier.for_folder(folder)
     assert handler.handle(_photo_rows(), context) == ts_handler.handle(_photo_rows(), ts_ctx)
 
 
@@ -190,8 +186,7 @@ def test_mapping_rules_match_torchserve(tmp_path):
 
 def test_handle_reports_handler_time(tmp_path):
     folder = _tiny_folder(tmp_path)
-    handler, context = ImageClassifier(), Context.local(folder)
-    handler.initialize(context)
+    handler, context = ImageClassifier.for_folder(folder)
     handler.handle(_photo_rows(), context)
     record = context.metrics.last("HandlerTime")
     assert record.unit == "ms" and record.value > 0
@@ -232,8 +227,7 @@ def test_layer_hooks_on_torchscript_name_the_problem(tmp_path):
 
 def test_response_statuses_are_per_batch(tmp_path):
     folder = _tiny_folder(tmp_path)
-    handler, context = ImageClassifier(), Context.local(folder)
-    handler.initialize(context)
+    handler, context = ImageClassifier.for_folder(folder)
     handler.handle([{"data": b"junk"}], context)
     assert context.response_status[0][0] == 400
     handler.handle(_photo_rows(), context)

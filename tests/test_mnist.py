@@ -10,7 +10,7 @@ from conftest import ts_initialize
 from PIL import Image
 
 import handlerkit
-from handlerkit import Context, MNISTDigitClassifier, UploadedDigitClassifier, samples
+from handlerkit import MNISTDigitClassifier, UploadedDigitClassifier, samples
 from handlerkit.bench import torchserve_mnist_class
 
 HELD_OUT = list(range(0, 5000, 5))  # every fifth digit is never trained on
@@ -23,18 +23,12 @@ def torchserve_mnist_handler():
 
 @pytest.fixture(scope="module")
 def mnist():
-    context = Context.local(samples.MNIST_DIR)
-    handler = MNISTDigitClassifier()
-    handler.initialize(context)
-    return handler, context
+    return MNISTDigitClassifier.for_folder(samples.MNIST_DIR)
 
 
 @pytest.fixture(scope="module")
 def uploads():
-    context = Context.local(samples.MNIST_DIR)
-    handler = UploadedDigitClassifier()
-    handler.initialize(context)
-    return handler, context
+    return UploadedDigitClassifier.for_folder(samples.MNIST_DIR)
 
 
 @pytest.fixture(scope="module")
@@ -138,9 +132,7 @@ def test_model_folder_handler_is_one_upload_handler_class():
         v for v in vars(module).values() if isinstance(v, type) and v.__module__ == module.__name__
     ]
     assert len(own) == 1 and issubclass(own[0], UploadedDigitClassifier)
-    handler = own[0]()
-    context = Context.local(samples.MNIST_DIR)
-    handler.initialize(context)
+    handler, context = own[0].for_folder(samples.MNIST_DIR)
     png = io.BytesIO()
     samples.digit(HELD_OUT[2]).save(png, format="PNG")
     assert handler.handle([{"body": png.getvalue()}], context)[0]["digit"] == samples.digit_label(

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from handlerkit import Context, samples
+from handlerkit import samples
 from handlerkit.serve import TorchServe, archive
 from handlerkit.serve import process as serve_process
 
@@ -77,9 +77,7 @@ def _in_process(mar: Path, dest: Path):
 def _initialized(folder: Path):
     """The folder's handler class, initialized the way the worker initializes it."""
     gpu_id = 0 if torch.cuda.is_available() else None  # TorchServe gives its worker GPU 0
-    context = Context.local(folder, gpu_id=gpu_id)
-    handler = _handler_class(folder)()
-    handler.initialize(context)
+    handler, context = _handler_class(folder).for_folder(folder, gpu_id)
     return lambda payload: handler.handle([{"data": payload}], context)[0]
 
 

@@ -141,11 +141,9 @@ def test_bad_rows_are_traced_as_missing_steps(densenet, photo_rows):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_gpu_records_show_where_the_copy_happens(densenet_dir, photo_rows):
-    from handlerkit import Context, ImageClassifier
+    from handlerkit import ImageClassifier
 
-    context = Context.local(densenet_dir, gpu_id=0)
-    handler = ImageClassifier()
-    handler.initialize(context)
+    handler, context = ImageClassifier.for_folder(densenet_dir, gpu_id=0)
     with handlerkit.trace(handler) as t:
         handler.handle(photo_rows[:2], context)
     assert t.find("stack").device == "cpu"

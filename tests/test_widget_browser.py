@@ -406,6 +406,31 @@ def _wait_for_figure(widget, before: list[str]) -> None:
     )
 
 
+def _draw_stroke(page, widget, start, end, rest_ms: int = 0) -> None:
+    """One pen stroke on the pad from `start` to `end` (fractions of its width and height),
+    resting `rest_ms` before the pen lifts."""
+    pad = widget.locator("canvas").first
+    pad.scroll_into_view_if_needed()
+    box = pad.bounding_box()
+    assert box and box["width"] > 100, f"the drawing pad has no size: {box}"
+    x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
+    page.mouse.move(x0 + start[0] * w, y0 + start[1] * h)
+    page.mouse.down()
+    page.mouse.move(x0 + end[0] * w, y0 + end[1] * h, steps=12)
+    if rest_ms:
+        page.wait_for_timeout(rest_ms)
+    page.mouse.up()
+
+
+def _expect_prediction(widget, source: str, digit) -> None:
+    """The status names where the image came from ("upload", "drawing") and the digit."""
+    status = widget.locator(".handlerkit-status")
+    expect(status).to_contain_text(f"from your {source}", timeout=ANSWER_S * 1000)
+    expect(status.locator(".handlerkit-prediction")).to_have_text(
+        f"Prediction: {digit}", timeout=1_000
+    )
+
+
 # ---- tests -------------------------------------------------------------------------------------
 def test_upload_shows_prediction(playground, upload_png):
     page, widget, reporter = playground
@@ -416,11 +441,7 @@ def test_upload_shows_prediction(playground, upload_png):
         with page.expect_file_chooser(timeout=10_000) as chooser:
             widget.locator(".widget-upload").click()
         chooser.value.set_files(str(path))
-        status = widget.locator(".handlerkit-status")
-        expect(status).to_contain_text("from your upload", timeout=ANSWER_S * 1000)
-        expect(status.locator(".handlerkit-prediction")).to_have_text(
-            f"Prediction: {label}", timeout=1_000
-        )
+        _expect_prediction(widget, "upload", label)
         _wait_for_figure(widget, before)
         _screenshot_for_docs(widget, "playground_upload.png")
 
@@ -431,21 +452,9 @@ def test_drawing_shows_prediction(playground):
         before = _figure_sources(widget)
         # The pad is blank (nothing drew on it yet). No "Clear" first: its pixels could reach the
         # kernel after our mouse-up and be classified instead of the stroke (a blank pad).
-        pad = widget.locator("canvas").first
-        pad.scroll_into_view_if_needed()
-        box = pad.bounding_box()
-        assert box and box["width"] > 100, f"the drawing pad has no size: {box}"
-        x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
         # a "1": one vertical stroke down the middle, drawn the way a hand would
-        page.mouse.move(x0 + 0.52 * w, y0 + 0.18 * h)
-        page.mouse.down()
-        page.mouse.move(x0 + 0.48 * w, y0 + 0.82 * h, steps=12)
-        page.mouse.up()
-        status = widget.locator(".handlerkit-status")
-        expect(status).to_contain_text("from your drawing", timeout=ANSWER_S * 1000)
-        expect(status.locator(".handlerkit-prediction")).to_have_text(
-            f"Prediction: {DRAW_DIGIT}", timeout=1_000
-        )
+        _draw_stroke(page, widget, (0.52, 0.18), (0.48, 0.82))
+        _expect_prediction(widget, "drawing", DRAW_DIGIT)
         _wait_for_figure(widget, before)
         _screenshot_for_docs(widget, "playground_drawing.png")
 
@@ -458,14 +467,5 @@ def test_drawing_with_a_pause_before_release_still_shows_prediction(playground):
         widget.get_by_role("button", name="Clear").click()
         expect(status).to_contain_text("Pad cleared", timeout=ANSWER_S * 1000)
         page.wait_for_timeout(500)  # let the cleared pixels reach the kernel first
-        box = widget.locator("canvas").first.bounding_box()
-        x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
-        page.mouse.move(x0 + 0.5 * w, y0 + 0.2 * h)
-        page.mouse.down()
-        page.mouse.move(x0 + 0.5 * w, y0 + 0.8 * h, steps=12)
-        page.wait_for_timeout(1500)
-        page.mouse.up()
-        expect(status).to_contain_text("from your drawing", timeout=ANSWER_S * 1000)
-        expect(status.locator(".handlerkit-prediction")).to_have_text(
-            f"Prediction: {DRAW_DIGIT}", timeout=1_000
-        )
+        _draw_stroke(page, widget, (0.5, 0.2), (0.5, 0.8), rest_ms=1500)
+        _expect_prediction(widget, "drawing", DRAW_DIGIT)

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ..context import Context
 from ..errors import ModelLoadError, RequestError
 from ..loading import choose_device, load_eager_model, load_mapping, load_torchscript_model
 from ..tracing import Hooks
@@ -33,6 +34,14 @@ class BaseHandler:
         # handlerkit's additions: trace hooks (empty: no cost) and this batch's bad rows.
         self.hooks = Hooks()
         self.row_errors: dict[int, RequestError] = {}
+
+    @classmethod
+    def for_folder(cls, model_dir: str | Path, gpu_id: int | None = None):
+        """(handler, context): a handler of this class initialized on a model folder, no server."""
+        context = Context.local(model_dir, gpu_id=gpu_id)
+        handler = cls()
+        handler.initialize(context)
+        return handler, context
 
     # ---- initialize: three named steps --------------------------------------------------------
     def initialize(self, context) -> None:
