@@ -3,6 +3,7 @@
 Handlers mirror TorchServe's; `trace(handler)` records the tensor between every stage.
 """
 
+from . import viz  # noqa: E402,F401,I001 - registers the drawer `Trace.show()` uses
 from .context import Context
 from .errors import ModelLoadError, RequestError, TooManyPixels
 from .fastpath import TensorImageClassifier

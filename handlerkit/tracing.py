@@ -9,19 +9,21 @@ from __future__ import annotations
 import copy
 import functools
 import time
+import types
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 from PIL import Image
 from torch.utils.hooks import RemovableHandle
+from torchvision import transforms
 
-# A hook sees one finished stage/step: hook(stage, kind, input, output, seconds, row, started).
-Hook = Callable[[str, str, Any, Any, float, "int | None", float], None]
+# A hook sees one finished stage, step or layer: hook(record), as torch's hooks see one module.
+Hook = Callable[["StageRecord"], None]
 
 
 class Hooks:
@@ -34,26 +36,34 @@ class Hooks:
         return bool(self._hooks)
 
     def add(self, hook: Hook) -> RemovableHandle:
+        """Register `hook(record)`; a hook with a `before(record)` method also sees each input
+        before its step runs (a `Trace` uses it to copy what an in-place step will overwrite)."""
         handle = RemovableHandle(self._hooks)
         self._hooks[handle.id] = hook
         return handle
 
     def run(self, stage: str, kind: str, fn: Callable, data: Any, row: int | None, device) -> Any:
         """Call `fn(data)`, timing it (synchronizing CUDA), and tell every hook about it."""
+        hooks = tuple(self._hooks.values())
+        for hook in hooks:
+            before = getattr(hook, "before", None)
+            if before is not None:
+                before(StageRecord(stage, kind, data, None, 0.0, row))
         _synchronize(device)
         started = time.perf_counter()
         output = fn(data)
         _synchronize(device)
         seconds = time.perf_counter() - started
-        for hook in tuple(self._hooks.values()):
-            hook(stage, kind, data, output, seconds, row, started)
+        record = StageRecord(stage, kind, data, output, seconds, row, *describe(output), started)
+        for hook in hooks:
+            hook(record)
         return output
 
     def tell(self, stage: str, kind: str, data: Any, output: Any, row: int | None) -> None:
         """Tell every hook about an event that took no time, e.g. a request being rejected."""
-        started = time.perf_counter()
-        for hook in list(self._hooks.values()):
-            hook(stage, kind, data, output, 0.0, row, started)
+        record = StageRecord(stage, kind, data, output, 0.0, row, started=time.perf_counter())
+        for hook in tuple(self._hooks.values()):
+            hook(record)
 
 
 @dataclass
@@ -94,6 +104,9 @@ class Trace(Sequence):
         # output is usually the next step's input (and `to_device` on the CPU returns its input),
         # so one copy serves both. Weak, so the trace never keeps the handler's own values alive.
         self._recent: list[tuple[weakref.ref, Any]] = []
+
+    # Set by `handlerkit.viz` when it is imported: draws a trace (tracing itself imports no viz).
+    drawer: Callable | None = None
 
     def __getitem__(self, index):
         return self.records[index]
@@ -154,46 +167,51 @@ class Trace(Sequence):
         return f"Trace({len(self.records)} records)\n{self.table()}"
 
     def show(self, row: int = 0):
-        """Draw the pipeline for request `row` (see `handlerkit.viz.show_trace`)."""
-        from .viz import show_trace
+        """Draw the pipeline for request `row` with the drawer `handlerkit.viz` registers."""
+        if Trace.drawer is None:
+            raise RuntimeError("drawing needs matplotlib: `import handlerkit.viz` first")
+        return Trace.drawer(self, row=row)
 
-        return show_trace(self, row=row)
+    def _copy(self, value: Any, fresh: bool = False) -> Any:
+        """`snapshot(value)`, reusing the copy of a value this trace copied a moment ago.
 
-    def _copy(self, value: Any) -> Any:
-        """`snapshot(value)`, reusing the copy of a value this trace copied a moment ago."""
-        for original, copied in self._recent:
-            if original() is value:
-                return copied
+        `fresh=True` copies again (a step changed its input in place, so the old copy is stale).
+        """
+        if not fresh:
+            for original, copied in self._recent:
+                if original() is value:
+                    return copied
         copied = snapshot(value)
         if isinstance(value, (torch.Tensor, Image.Image)):
-            self._recent = [(weakref.ref(value), copied), *self._recent[:3]]
+            recent = [(ref, c) for ref, c in self._recent[:3] if ref() is not value]
+            self._recent = [(weakref.ref(value), copied), *recent]
         return copied
 
     def forget_originals(self) -> None:
         """Drop the references to the handler's own values (done when the trace ends)."""
         self._recent = []
 
-    def record(self, stage, kind, data, output, seconds, row, started) -> None:
-        """A hook: append a record (copies of the values, or only their summaries)."""
-        device, dtype, shape = describe(output)
-        keep = self.capture == "full" and (
+    def _keeps(self, row: int | None) -> bool:
+        return self.capture == "full" and (
             row is None or self.max_rows is None or row < self.max_rows
         )
-        item = StageRecord(
-            stage,
-            kind,
-            self._copy(data) if keep else None,
-            self._copy(output) if keep else None,
-            seconds,
-            row,
-            device,
-            dtype,
-            shape,
-            started,
-        )
+
+    def before(self, record: StageRecord) -> None:
+        """Copy a step's input before it runs, so a step that works in place (such as
+        `Normalize(inplace=True)`) is recorded with the input it really received."""
+        if self._keeps(record.row) and record.kind == "step":
+            self._copy(record.input)
+
+    def __call__(self, record: StageRecord) -> None:
+        """The hook: append a copy of `record` (copies of its values, or only their summaries)."""
+        keep = self._keeps(record.row)
+        data = self._copy(record.input) if keep else None
+        in_place = record.output is record.input and isinstance(record.output, torch.Tensor)
+        output = self._copy(record.output, fresh=in_place) if keep else None
+        item = replace(record, input=data, output=output)
         # Stages finish after their steps; keep the records in the order the work started.
         index = len(self.records)
-        while index and self.records[index - 1].started > started:
+        while index and self.records[index - 1].started > record.started:
             index -= 1
         self.records.insert(index, item)
 
@@ -204,6 +222,11 @@ def trace(
 ) -> Iterator[Trace]:
     """Record every stage and transform step of `handler` (and the named model layers).
 
+    `handler` is any TorchServe handler: a handlerkit handler, a class built on `ts`'s handlers,
+    or a module with a `handle(data, context)` function. Handlers that are not handlerkit's are
+    traced by wrapping their stage methods on the instance for the duration of the trace; the
+    handler is exactly as before afterwards.
+
     With `capture="full"`, `max_rows=N` keeps copies of the per-image steps of the first N rows
     only (the other rows get summaries), so tracing a large batch holds a bounded number of images.
 
@@ -213,43 +236,160 @@ def trace(
         t.show()
     """
     recorder = Trace(capture, max_rows)
-    handles = [handler.hooks.add(recorder.record)]
-    try:
+    with ExitStack() as undo:
+        hooks = getattr(handler, "hooks", None)
+        if not isinstance(hooks, Hooks):
+            hooks = undo.enter_context(instrument(handler))
+        handle = hooks.add(recorder)
+        undo.callback(handle.remove)
+        undo.callback(recorder.forget_originals)
+        model = _model_of(handler)
         for name in layers:
-            handles += add_layer_hook(handler, name, recorder.record)
+            for layer_handle in add_layer_hook(model, name, recorder):
+                undo.callback(layer_handle.remove)
         yield recorder
-    finally:
-        for handle in handles:
-            handle.remove()
-        recorder.forget_originals()
 
 
 def add_layer_hook(handler, name: str, hook: Hook) -> list[RemovableHandle]:
-    """Call `hook` after the model's submodule `name` runs; returns removable handles."""
-    if handler.model is None:
+    """Call `hook(record)` after submodule `name` of the handler's model (or of a model) runs.
+
+    Returns removable handles, as torch's `register_forward_hook` does.
+    """
+    model = handler if isinstance(handler, torch.nn.Module) else getattr(handler, "model", None)
+    if model is None:
         raise RuntimeError("initialize the handler before adding layer hooks")
-    if isinstance(handler.model, torch.jit.ScriptModule):
+    if isinstance(model, torch.jit.ScriptModule):
         raise TypeError(
             f"cannot hook layer {name!r}: the model is TorchScript; layer hooks need an eager "
             "model (model.py + state_dict)"
         )
     try:
-        module = handler.model.get_submodule(name)
+        module = model.get_submodule(name)
     except AttributeError:
-        children = [n for n, _ in handler.model.named_children()]
+        children = [n for n, _ in model.named_children()]
         raise KeyError(f"the model has no layer {name!r}; top-level layers: {children}") from None
+    device = getattr(handler, "device", None)
     starts: list[float] = []
 
     def before(_module, _inputs):
-        _synchronize(handler.device)
+        _synchronize(device)
         starts.append(time.perf_counter())
 
     def after(_module, inputs, output):
-        _synchronize(handler.device)
+        _synchronize(device)
         started = starts.pop()
-        hook(name, "layer", inputs[0], output, time.perf_counter() - started, None, started)
+        seconds = time.perf_counter() - started
+        hook(
+            StageRecord(name, "layer", inputs[0], output, seconds, None, *describe(output), started)
+        )
 
     return [module.register_forward_pre_hook(before), module.register_forward_hook(after)]
+
+
+# ---- any handler: wrap its stages on the instance while a trace lasts ---------------------------
+STAGES = ("preprocess", "inference", "postprocess", "explain_handle")
+
+
+@contextmanager
+def instrument(handler) -> Iterator[Hooks]:
+    """Hooks for a handler that has none of its own (a `ts` handler, a function entry point).
+
+    Its stage methods (and a module's `handle`) are shadowed on the instance by traced wrappers,
+    and an `image_processing` Compose by one that runs its transforms one by one; every wrapper
+    is removed again on exit, so the handler's class and attributes are exactly as before.
+    """
+    hooks = Hooks()
+    targets = [handler]
+    if isinstance(handler, types.ModuleType):
+        targets = [handler, *_handler_objects(handler)]
+    with ExitStack() as undo:
+        for target in targets:
+            stages = (*STAGES, "handle") if isinstance(target, types.ModuleType) else STAGES
+            for stage in stages:
+                _shadow(undo, target, stage, _traced_stage(hooks, target, stage))
+            if isinstance(getattr(target, "image_processing", None), transforms.Compose):
+                traced = functools.partial(_TracedCompose, hooks, target)
+                _shadow(undo, target, "image_processing", traced)
+        yield hooks
+
+
+def _handler_objects(module: types.ModuleType) -> list:
+    """The handler objects a function entry point's module keeps (e.g. `_service = Handler()`)."""
+    return [
+        value
+        for value in vars(module).values()
+        if not isinstance(value, (type, types.ModuleType, types.FunctionType))
+        and all(callable(getattr(value, stage, None)) for stage in STAGES[:3])
+    ]
+
+
+def _shadow(undo: ExitStack, target, name: str, make: Callable | None) -> None:
+    """Set `target.name` to `make(original)` until `undo` closes, then restore it exactly."""
+    original = getattr(target, name, None)
+    if make is None or not callable(original):
+        return
+    own = vars(target)
+    had, previous = name in own, own.get(name)
+    try:
+        setattr(target, name, make(original))
+    except (AttributeError, TypeError):  # slots or a read-only attribute: leave it untraced
+        return
+
+    def restore() -> None:
+        if had:
+            setattr(target, name, previous)
+        else:
+            delattr(target, name)
+
+    undo.callback(restore)
+
+
+def _traced_stage(hooks: Hooks, target, stage: str) -> Callable:
+    def make(original: Callable) -> Callable:
+        @functools.wraps(original)
+        def traced(data, *args, **kwargs):
+            if stage == "preprocess" and isinstance(
+                vars(target).get("image_processing"), _TracedCompose
+            ):
+                target.image_processing.row = 0
+            return hooks.run(
+                stage,
+                "stage",
+                lambda d: original(d, *args, **kwargs),
+                data,
+                None,
+                getattr(target, "device", None),
+            )
+
+        return traced
+
+    return make
+
+
+class _TracedCompose(transforms.Compose):
+    """A handler's `image_processing`, run one transform at a time through the hooks.
+
+    `row` counts the images the current `preprocess` call has transformed so far.
+    """
+
+    def __init__(self, hooks: Hooks, target, compose: transforms.Compose) -> None:
+        super().__init__(compose.transforms)
+        self.hooks, self.target, self.row = hooks, target, 0
+
+    def __call__(self, image):
+        row, self.row = self.row, self.row + 1
+        device = getattr(self.target, "device", None)
+        for transform in self.transforms:
+            image = self.hooks.run(type(transform).__name__, "step", transform, image, row, device)
+        return image
+
+
+def _model_of(handler):
+    """The model a handler serves: its `.model`, or that of the handler object a module keeps."""
+    if getattr(handler, "model", None) is not None or not isinstance(handler, types.ModuleType):
+        return handler
+    found = [h for h in _handler_objects(handler) if getattr(h, "model", None) is not None]
+    return found[0] if found else handler
 
 
 def describe(value: Any) -> tuple[str | None, str | None, tuple | None]:

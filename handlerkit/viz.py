@@ -259,3 +259,6 @@ def _answer(trace: Trace, records: list[StageRecord], row: int, position: int | 
     if record is None or record.output is None or position >= len(record.output):
         return None
     return record.output[position]
+
+
+Trace.drawer = show_trace  # `Trace.show()` draws with this (tracing itself imports no viz)

@@ -113,7 +113,7 @@ def test_summary_capture_keeps_no_tensors(densenet, photo_rows):
 def test_low_level_hook_returns_a_removable_handle(densenet, photo_rows):
     handler, context = densenet
     seen = []
-    handle = handler.register_trace_hook(lambda stage, kind, *rest: seen.append((stage, kind)))
+    handle = handler.register_trace_hook(lambda record: seen.append((record.stage, record.kind)))
     handler.handle(photo_rows[:1], context)
     handle.remove()
     handler.handle(photo_rows[:1], context)
@@ -168,7 +168,7 @@ def test_a_trace_never_keeps_the_handlers_own_values_alive():
     # trace of 32 photos on the tensor path by 23 MB more than its copies.)
     recorder = handlerkit.Trace("full")
     value = torch.ones(1000)
-    recorder.record("ToDtype", "step", None, value, 0.0, None, 0.0)
+    recorder(StageRecord("ToDtype", "step", None, value, 0.0, None, started=0.0))
     original = weakref.ref(value)
     del value
     gc.collect()
@@ -176,5 +176,5 @@ def test_a_trace_never_keeps_the_handlers_own_values_alive():
     assert torch.equal(recorder[0].output, torch.ones(1000))
     # A new value at the freed address is copied afresh, never mistaken for the old one.
     other = torch.zeros(1000)
-    recorder.record("Normalize", "step", other, other, 0.0, None, 1.0)
+    recorder(StageRecord("Normalize", "step", other, other, 0.0, None, started=1.0))
     assert torch.equal(recorder[1].input, torch.zeros(1000))

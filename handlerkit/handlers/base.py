@@ -163,9 +163,9 @@ class BaseHandler:
         ]
 
     def register_trace_hook(self, hook):
-        """Low-level tracing: `hook(stage, kind, input, output, seconds, row, started)`.
+        """Low-level tracing: `hook(record)` after every stage and step (a `StageRecord`).
 
-        Returns a handle; `handle.remove()` unregisters it.
+        Returns a handle; `handle.remove()` unregisters it, as with torch's hooks.
         """
         return self.hooks.add(hook)
 
