@@ -1,7 +1,9 @@
-"""Command line: `python -m handlerkit trace IMAGE` runs a handler on one image outside Jupyter.
+"""Command line: `python -m handlerkit trace|run|check ...`, handlers outside Jupyter.
 
-IMAGE is a sample name (chelsea, coffee, rocket, astronaut, grace_hopper, digit:N) or a file;
-it prints the stage table and the answer, and saves the traced pipeline as a PNG.
+`trace IMAGE` runs handlerkit's handler on one image (a sample name such as chelsea or digit:N,
+or a file), prints the stage table and the answer, and saves the traced pipeline as a PNG;
+`run MODEL INPUT...` answers with any .mar or model folder offline; `check MODEL` names the
+problems that keep a model from loading.
 """
 
 from __future__ import annotations
@@ -29,7 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     trace_cmd.add_argument("--out", default="trace.png", help="where to save the figure")
     trace_cmd.add_argument("--gpu", type=int, default=None, help="gpu_id, if CUDA is available")
+    from .offline.cli import add_commands
+
+    add_commands(commands)
     args = parser.parse_args(argv)
+    if args.command != "trace":
+        return args.run(args)
     return run_trace(args.image, args.model, Path(args.out), args.gpu)
 
 

@@ -23,6 +23,8 @@ from .worker import Reply, decode_batch, decode_reply, encode_batch
 
 # The working directory and sys.modules are the process's: one model runs at a time.
 _PROCESS_LOCK = threading.RLock()
+# ts logs each failure with its traceback; while a model runs here, Answer.error carries it.
+_SILENT = logging.NullHandler()
 STAGE_NAMES = ("initialize", "preprocess", "inference", "postprocess", "explain_handle", "handle")
 
 
@@ -52,7 +54,6 @@ class Worker:
         self.load_error: HandlerError | None = None
         self.last_error: HandlerError | None = None
         self._modules: dict[str, object] = {}
-        _quiet_ts_logging()
         try:
             with self._inside():
                 self._load(batch_size, gpu_id, limit_max_image_pixels)
@@ -115,9 +116,14 @@ class Worker:
             sys.path.insert(0, folder)
             cwd = os.getcwd()
             os.chdir(folder)
+            ts_logger = logging.getLogger("ts")
+            propagates, ts_logger.propagate = ts_logger.propagate, False
+            ts_logger.addHandler(_SILENT)
             try:
                 yield
             finally:
+                ts_logger.propagate = propagates
+                ts_logger.removeHandler(_SILENT)
                 os.chdir(cwd)
                 sys.path.remove(folder)
                 for name in set(sys.modules) - before | set(self._modules):
@@ -157,10 +163,3 @@ def _take_modules(names: set[str]) -> dict[str, object]:
 def _defined_in(module, folder: str) -> bool:
     path = getattr(module, "__file__", None)
     return bool(path) and os.path.abspath(path).startswith(folder + os.sep)
-
-
-def _quiet_ts_logging() -> None:
-    """`ts` logs each failure with its traceback; the Answer carries it, so do not print it."""
-    logger = logging.getLogger("ts")
-    if not logger.handlers:
-        logger.addHandler(logging.NullHandler())
