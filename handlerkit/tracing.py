@@ -288,6 +288,7 @@ def add_layer_hook(handler, name: str, hook: Hook) -> list[RemovableHandle]:
 
 # ---- any handler: wrap its stages on the instance while a trace lasts ---------------------------
 STAGES = ("preprocess", "inference", "postprocess", "explain_handle")
+STAGE_NAMES = {"explain_handle": "explain"}  # a method's stage name in records, where it differs
 
 
 @contextmanager
@@ -353,7 +354,7 @@ def _traced_stage(hooks: Hooks, target, stage: str) -> Callable:
             ):
                 target.image_processing.row = 0
             return hooks.run(
-                stage,
+                STAGE_NAMES.get(stage, stage),
                 "stage",
                 lambda d: original(d, *args, **kwargs),
                 data,

@@ -17,7 +17,12 @@ from PIL import Image
 
 from .tracing import StageRecord, Trace
 
-STAGE_COLORS = {"preprocess": "tab:blue", "inference": "tab:orange", "postprocess": "tab:green"}
+STAGE_COLORS = {
+    "preprocess": "tab:blue",
+    "inference": "tab:orange",
+    "postprocess": "tab:green",
+    "explain": "tab:purple",
+}
 
 
 def as_picture(value) -> np.ndarray:
@@ -259,6 +264,39 @@ def _answer(trace: Trace, records: list[StageRecord], row: int, position: int | 
     if record is None or record.output is None or position >= len(record.output):
         return None
     return record.output[position]
+
+
+def show_explanation(image, attributions, title: str = "explain") -> Figure:
+    """A photo beside the evidence Integrated Gradients found for and against one class.
+
+    `attributions` is one request's answer from `/explanations/` (C x H x W, the model's input
+    size); they are summed over the channels. Green: pixels that raise the class's score; red:
+    pixels that lower it. Both maps share one scale, the 99th percentile of |attribution| (a few
+    pixels would otherwise set the scale and leave the rest invisible; brighter ones are
+    clipped), so their strengths compare; `image` is drawn at the model's input size.
+    """
+    values = torch.as_tensor(attributions, dtype=torch.float32)
+    summed = values.sum(0) if values.ndim == 3 else values
+    scale = float(torch.quantile(summed.abs().flatten(), 0.99)) or 1.0
+    picture = as_picture(image)
+    gray = picture.mean(-1) if picture.ndim == 3 else picture
+    fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.6))
+    axes[0].imshow(picture, cmap="gray" if picture.ndim == 2 else None)
+    axes[0].set_title("the model's input", fontsize=9)
+    for ax, sign, cmap, name in ((axes[1], 1, "Greens", "for"), (axes[2], -1, "Reds", "against")):
+        ax.imshow(gray, cmap="gray", alpha=0.35)
+        evidence = ((sign * summed).clamp(min=0) / scale).clamp(max=1)
+        ax.imshow(evidence.numpy(), cmap=cmap, alpha=0.8, vmin=0, vmax=1)
+        ax.set_title(f"evidence {name} the class", fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    fig.suptitle(
+        f"{title}\n(both maps: 0 .. {scale:.3g}, the 99th percentile of |attribution|; "
+        "stronger pixels clipped)",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return fig
 
 
 Trace.drawer = show_trace  # `Trace.show()` draws with this (tracing itself imports no viz)

@@ -203,3 +203,17 @@ def test_a_body_over_the_request_limit_is_refused_like_the_real_server(real, off
     assert (status, data) == (413, b"")
     if expected is not None:
         assert expected[:2] == (413, b"")
+
+
+@pytest.mark.serve
+def test_the_real_servers_explanation_equals_handlerkits_in_process(real, offline):
+    from handlerkit import ImageClassifier
+
+    status, body, _ = send(real, "POST", "/explanations/classifier", JPEG)
+    assert status == 200
+    assert offline_send(offline, "POST", "/explanations/classifier", JPEG)[:2] == (200, body)
+    handler, context = ImageClassifier.for_folder(samples.efficientnet_folder())
+    mine = handler.handle([{"data": JPEG}], context.for_requests([{"explain": "True"}]))[0]
+    served = torch.tensor(json.loads(body))
+    assert served.shape == (3, 224, 224)
+    assert torch.allclose(torch.tensor(mine), served, atol=1e-6)

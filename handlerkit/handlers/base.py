@@ -87,22 +87,36 @@ class BaseHandler:
 
     # ---- handle: the composition ----------------------------------------------------------------
     def handle(self, data: list, context) -> list:
-        """preprocess -> inference -> postprocess, then put each bad row's error in its slot."""
+        """preprocess -> inference -> postprocess, then put each bad row's error in its slot.
+
+        As in TorchServe, the request header `describe: True` answers `describe_handle()`, and
+        `explain: True` (what `/explanations/` sets) answers `explain_handle` instead of
+        inference and postprocess.
+        """
         started = time.time()
         self.context = context
         self.row_errors = {}
         if isinstance(getattr(context, "response_status", None), dict):
             context.response_status.clear()  # handlerkit's Context: statuses are per batch
-        batch = self.stage("preprocess", self.preprocess, data)
-        answers = []
-        if batch is not None:
-            output = self.stage("inference", self.guarded_inference, batch)
-            if output is not None:
-                answers = self.stage("postprocess", self.postprocess, output)
-        answers = self.merge_errors(answers, len(data))
+        if self._is_describe():
+            answers = [self.describe_handle()]
+        else:
+            answers = self.stages(data)
         elapsed_ms = round((time.time() - started) * 1000, 2)
         context.metrics.add_time("HandlerTime", elapsed_ms, None, "ms")
         return answers
+
+    def stages(self, data: list) -> list:
+        """The stages of `handle` for one batch, with each bad row's error in its slot."""
+        batch = self.stage("preprocess", self.preprocess, data)
+        answers = []
+        if batch is not None and self._is_explain():
+            answers = self.stage("explain", lambda b: self.explain_handle(b, data), batch)
+        elif batch is not None:
+            output = self.stage("inference", self.guarded_inference, batch)
+            if output is not None:
+                answers = self.stage("postprocess", self.postprocess, output)
+        return self.merge_errors(answers, len(data))
 
     def guarded_inference(self, batch: torch.Tensor) -> torch.Tensor | None:
         """`inference`, but when the batch fails, retry row by row so only the bad rows fail."""
@@ -162,6 +176,35 @@ class BaseHandler:
             for i in range(count)
         ]
 
+    # ---- explanations and describe, as in TorchServe's BaseHandler ----------------------------
+    def explain_handle(self, data_preprocess: torch.Tensor, raw_data: list) -> list:
+        """Attributions for the batch, for the target class the first request names (else 0)."""
+        row = raw_data[0] if raw_data else {}
+        inputs = row.get("data") or row.get("body") if isinstance(row, dict) else None
+        target = row.get("target") if isinstance(row, dict) else None
+        return self.get_insights(data_preprocess, inputs, explain_target(target))
+
+    def get_insights(self, tensor_data: torch.Tensor, inputs, target: int = 0) -> list:
+        """Which explanation to compute: none here; `VisionHandler` answers Integrated Gradients."""
+        raise NotImplementedError(f"{type(self).__name__} has no explanations (get_insights)")
+
+    def describe_handle(self):
+        """What `describe: True` answers; TorchServe's default is None (JSON null)."""
+        return None
+
+    def _is_explain(self) -> bool:
+        return self._header_is_true("explain")
+
+    def _is_describe(self) -> bool:
+        return self._header_is_true("describe")
+
+    def _header_is_true(self, name: str) -> bool:
+        get = getattr(self.context, "get_request_header", None)
+        try:
+            return get is not None and get(0, name) == "True"
+        except (IndexError, TypeError):  # a context with no request headers
+            return False
+
     def register_trace_hook(self, hook):
         """Low-level tracing: `hook(record)` after every stage and step (a `StageRecord`).
 
@@ -171,3 +214,19 @@ class BaseHandler:
 
     def get_device(self):
         return self.device
+
+
+def explain_target(target) -> int:
+    """The class to explain: the request's `target` (TorchServe: else 0).
+
+    TorchServe passes the value on as it came; a form field arrives as bytes, which Captum
+    refuses, so a number sent as text or bytes is read as that number here.
+    """
+    if isinstance(target, (bytes, bytearray)):
+        target = target.decode("utf-8", "replace")
+    if isinstance(target, str):
+        try:
+            return int(target.strip())
+        except ValueError:
+            raise RequestError(f"target {target!r} is not a class index") from None
+    return target or 0

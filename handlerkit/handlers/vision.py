@@ -75,6 +75,15 @@ class VisionHandler(BaseHandler):
             image = self.step(type(transform).__name__, transform, image, idx)
         return image
 
+    def get_insights(self, tensor_data: torch.Tensor, inputs, target: int = 0) -> list:
+        """Integrated Gradients of the batch for class `target`, as TorchServe's VisionHandler
+        computes them (Captum, 15 steps, a black baseline in the model's input space)."""
+        from captum.attr import IntegratedGradients  # optional: pip install handlerkit[explain]
+
+        if getattr(self, "ig", None) is None or self.ig.forward_func is not self.model:
+            self.ig = IntegratedGradients(self.model)
+        return self.ig.attribute(tensor_data, target=target, n_steps=15).tolist()
+
     def _to_device(self, batch: torch.Tensor) -> torch.Tensor:
         return batch.to(self.device)
 
