@@ -91,8 +91,8 @@ class BaseHandler:
         started = time.time()
         self.context = context
         self.row_errors = {}
-        if isinstance(getattr(context, "response_status", None), dict):
-            context.response_status.clear()  # handlerkit's Context: statuses are per batch
+        if isinstance(context, Context):  # handlerkit's stand-in: statuses are per batch
+            context.new_batch()
         batch = self.stage("preprocess", self.preprocess, data)
         answers = []
         if batch is not None:
