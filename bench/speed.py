@@ -70,8 +70,8 @@ def densenet_folder() -> tuple[Path, bool]:
 
 def variants(found: Setup, traces: dict[str, list]) -> dict[str, Callable[[list], object]]:
     """name -> a function that handles a batch once; traced variants append their Trace."""
-    ts_handler, ts_context_ = found.torchserve
-    runs = {"torchserve": lambda rows: ts_handler.handle(rows, ts_context_)}
+    ts_handler, ts_ctx = found.torchserve
+    runs = {"torchserve": lambda rows: ts_handler.handle(rows, ts_ctx)}
     for label, (handler, context) in found.handlers.items():
         runs[label] = _plain(handler, context)
         for capture in CAPTURES:
