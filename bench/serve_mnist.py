@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 from handlerkit import samples
 from handlerkit.serve import TorchServe, measure
 
-MNIST_DIR = Path(__file__).resolve().parents[1] / "data" / "mnist"
 COLUMNS = {  # measure() key -> column heading
     "batch_size": "batch",
     "requests": "requests",
@@ -30,7 +28,7 @@ def run(requests: int, concurrency: int, delay_ms: int, sequential: int) -> list
     """One `measure` per batch size, on held-out digits (index % 5 == 0)."""
     payloads = [samples.digit_png(i) for i in range(0, 5000, 5)][:requests]
     results = []
-    with TorchServe.for_folder(MNIST_DIR, "mnist") as server:
+    with TorchServe.for_folder(samples.MNIST_DIR, "mnist") as server:
         for batch_size in (1, 8):
             server.register("mnist", "mnist.mar", batch_size=batch_size, max_batch_delay=delay_ms)
             results.append(measure(server, "mnist", payloads, concurrency, sequential))

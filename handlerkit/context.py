@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-_WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".onnx", ".so")
+# The weights files a model folder may hold: a state_dict or TorchScript, as torch saves them.
+WEIGHT_SUFFIXES = (".pt", ".pth")
 
 
 @dataclass
@@ -120,8 +121,16 @@ class Context:
     def for_requests(self, headers: list[dict]) -> Context:
         """Set the headers of the next batch (one dict per request) and clear old statuses."""
         self.request_headers = [dict(h) for h in headers]
-        self.response_status = {}
+        self.new_batch()
         return self
+
+    def new_batch(self) -> None:
+        """Forget the last batch's response statuses: a new batch starts.
+
+        TorchServe's server gives each batch fresh statuses; `BaseHandler.handle` calls this
+        on handlerkit's Context, so one Context can serve batch after batch.
+        """
+        self.response_status = {}
 
     def get_request_header(self, idx: int, key: str) -> str | None:
         if idx < len(self.request_headers):
@@ -147,7 +156,7 @@ def _read_manifest(model_dir: Path) -> dict:
 
 
 def _single_weights_file(model_dir: Path) -> str | None:
-    found = sorted(p.name for p in model_dir.iterdir() if p.suffix in _WEIGHT_SUFFIXES)
+    found = sorted(p.name for p in model_dir.iterdir() if p.suffix in WEIGHT_SUFFIXES)
     if len(found) > 1:
         raise ValueError(
             f"{model_dir} holds {len(found)} weights files ({', '.join(found)}); "

@@ -11,8 +11,8 @@ import torch
 from PIL import Image, ImageOps
 from torchvision.transforms import functional as TF
 
-from .handlers.mnist import MNIST_MEAN as MEAN  # MNIST's pixel statistics, as TorchServe's
-from .handlers.mnist import MNIST_STD as STD  # MNIST example handler normalizes with
+from .stats import MNIST_MEAN as MEAN  # MNIST's pixel statistics, as TorchServe's
+from .stats import MNIST_STD as STD  # MNIST example handler normalizes with
 
 BOX, FIELD = 20, 28  # MNIST fits each digit into 20x20, then centres it in a 28x28 field
 MIN_CONTRAST = 40  # ink must differ from the paper by this many grey levels (of 255)

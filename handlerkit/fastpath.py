@@ -14,7 +14,7 @@ import torchvision.transforms.v2.functional as TF
 
 from .errors import RequestError
 from .handlers.image_classifier import IMAGENET_MEAN, IMAGENET_STD, ImageClassifier
-from .handlers.vision import _float_tensor
+from .handlers.vision import float_tensor
 from .images import DEFAULT_MAX_PIXELS, convert_mode, decode_image, open_image, request_payload
 
 # What torchvision.io.decode_image reads; other formats (BMP, TIFF, ...) are decoded by Pillow.
@@ -50,7 +50,7 @@ class TensorImageClassifier(ImageClassifier):
         """One request row -> a uint8 (3, crop, crop) image on the device (a list: floats)."""
         payload = request_payload(row)
         if isinstance(payload, list):
-            tensor = self.step("as_tensor", _float_tensor, payload, idx)
+            tensor = self.step("as_tensor", float_tensor, payload, idx)
             return self.step("to_device", self._to_device, tensor, idx)
         image = self.step("decode", self.decode, payload, idx)
         image = self.step("to_device", self._to_device, image, idx)  # uint8: 4x less to copy
@@ -59,7 +59,7 @@ class TensorImageClassifier(ImageClassifier):
 
     def decode(self, payload: bytes) -> torch.Tensor:
         """Image bytes -> uint8 (3, H, W) RGB on the CPU; the header is checked before decoding."""
-        limit = getattr(self, "max_image_pixels", DEFAULT_MAX_PIXELS)
+        limit = self.max_image_pixels
         image_format = read_header(payload, limit)
         if image_format not in TORCHVISION_FORMATS:
             return TF.pil_to_tensor(convert_mode(decode_image(payload, limit), "RGB"))

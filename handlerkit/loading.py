@@ -27,20 +27,31 @@ def choose_device(gpu_id: int | str | None) -> torch.device:
 
 
 def import_model_file(path: Path) -> type[nn.Module]:
-    """Import `model.py` by its path and return the one class it defines.
-
-    Each file gets its own module name, so two model folders (each with its own `model.py`)
-    can be loaded in one notebook without the second import returning the first module.
-    """
+    """Import `model.py` by its path and return the one class it defines (the model)."""
     if not path.is_file():
         raise ModelLoadError(
             f"the manifest names model file {path.name!r}, but {path} does not exist; "
             "put the nn.Module class definition there, or drop modelFile to load TorchScript"
         )
-    name = f"_handlerkit_model_{abs(hash(str(path.resolve())))}"
+    return import_one_class(path, "model")
+
+
+def import_one_class(path: Path, role: str = "handler") -> type:
+    """Import a Python file by its path and return the one class it defines, as TorchServe does.
+
+    TorchServe instantiates the single class of a model folder's `model.py` and of its
+    `handler.py`. The file's folder is on `sys.path` while it runs (TorchServe's too), and each
+    file gets its own module name, so two folders' `model.py` can be imported in one notebook
+    without the second import returning the first module.
+
+    Args:
+        path: the Python file.
+        role: what the class is ("model", "handler"), for the error message.
+    """
+    name = f"_handlerkit_{role}_{abs(hash(str(path.resolve())))}"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(path.parent))  # TorchServe puts the model folder on sys.path too
+    sys.path.insert(0, str(path.parent))
     try:
         spec.loader.exec_module(module)
     finally:
@@ -50,7 +61,7 @@ def import_model_file(path: Path) -> type[nn.Module]:
         found = ", ".join(c.__name__ for c in classes) or "none"
         raise ModelLoadError(
             f"{path.name} defines {len(classes)} classes ({found}); TorchServe instantiates "
-            "exactly one: keep the model class and import the others from another module"
+            f"exactly one: keep the {role} class and import the others from another module"
         )
     return classes[0]
 

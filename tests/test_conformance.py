@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 
 import pytest
-from conftest import ts_context
 
+from bench.reference import ts_context
 from handlerkit import ImageClassifier, samples
 
 

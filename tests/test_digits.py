@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw
 from uploads import printed_digits_by_font, redrawn_heldout
 
 from handlerkit import digits as D
+from handlerkit import samples
 from handlerkit import train as T
 
 
@@ -173,7 +174,7 @@ def test_prepare_upload_leaves_an_mnist_digit_nearly_as_it_was():
 @pytest.fixture(scope="module")
 def net() -> torch.nn.Module:
     model = T.load_net_class()()
-    state = torch.load(T.MODEL_DIR / "mnist_cnn.pt", map_location="cpu", weights_only=True)
+    state = torch.load(samples.MNIST_DIR / "mnist_cnn.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(state, strict=True)
     return model.eval()
 

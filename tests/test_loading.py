@@ -6,9 +6,9 @@ import json
 
 import pytest
 import torch
-from conftest import ts_initialize
 from torch import nn
 
+from bench.reference import ts_initialize
 from handlerkit import BaseHandler, Context, ImageClassifier, ModelLoadError
 from handlerkit.loading import choose_device, load_mapping
 

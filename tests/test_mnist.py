@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 
 import pytest
-from conftest import ts_initialize
 from PIL import Image
 
 import handlerkit
+from bench.reference import torchserve_mnist_class, ts_initialize
 from handlerkit import MNISTDigitClassifier, UploadedDigitClassifier, samples
-from handlerkit.bench import torchserve_mnist_class
+from handlerkit.loading import import_one_class
 
 HELD_OUT = list(range(0, 5000, 5))  # every fifth digit is never trained on
 
@@ -123,16 +122,9 @@ def test_upload_steps_are_traced(uploads):
 
 
 def test_model_folder_handler_is_one_upload_handler_class():
-    spec = importlib.util.spec_from_file_location(
-        "mnist_folder_handler", samples.MNIST_DIR / "handler.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    own = [
-        v for v in vars(module).values() if isinstance(v, type) and v.__module__ == module.__name__
-    ]
-    assert len(own) == 1 and issubclass(own[0], UploadedDigitClassifier)
-    handler, context = own[0].for_folder(samples.MNIST_DIR)
+    handler_class = import_one_class(samples.MNIST_DIR / "handler.py")  # raises unless one
+    assert issubclass(handler_class, UploadedDigitClassifier)
+    handler, context = handler_class.for_folder(samples.MNIST_DIR)
     png = io.BytesIO()
     samples.digit(HELD_OUT[2]).save(png, format="PNG")
     assert handler.handle([{"body": png.getvalue()}], context)[0]["digit"] == samples.digit_label(

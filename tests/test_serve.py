@@ -5,7 +5,6 @@ The model folder is built here: a tiny linear MNIST-shaped model and an ImageCla
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import re
@@ -20,6 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
+from handlerkit.loading import import_one_class
 from handlerkit.serve import ServeError, TorchServe, archive, measure
 from handlerkit.serve import server as serve_server
 
@@ -111,11 +111,6 @@ def _in_process_answers(folder: Path, payloads: list[bytes]) -> list:
     """Answer each payload with the same handler class, in this process, via MockContext."""
     from ts.torch_handler.unit_tests.test_utils.mock_context import MockContext
 
-    spec = importlib.util.spec_from_file_location(
-        "handlerkit_test_tiny_handler", folder / "handler.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     sys.path.insert(0, str(folder))
     sys.modules.pop("model", None)
     try:
@@ -123,7 +118,7 @@ def _in_process_answers(folder: Path, payloads: list[bytes]) -> list:
             model_pt_file="model.pt", model_dir=str(folder), model_file="model.py", gpu_id=None,
             model_name="tiny",
         )  # fmt: skip
-        handler = module.TinyHandler()
+        handler = import_one_class(folder / "handler.py")()
         handler.initialize(context)
         return [handler.handle([{"data": data}], context)[0] for data in payloads]
     finally:
@@ -234,6 +229,21 @@ def test_measure_reports_latency_and_throughput(server, payloads):
     assert result["p50_ms"] > 0 and result["throughput_rps"] > 0
 
 
+def test_a_body_over_the_request_limit_gets_torchserve_413_answer(server, payloads, expected):
+    # TorchServe answers 413 before reading a body over max_request_size (6.5 MB by default)
+    answer = server.predict("tiny", b"\0" * 20_000_000)
+    assert answer.status == 413
+    assert server.predict("tiny", payloads[0]).body == expected[0]
+
+
+def test_register_passes_zero_batch_size_and_workers_on_to_torchserve(server):
+    model = server.register("tiny_zero", "tiny.mar", batch_size=0, workers=0)
+    try:  # TorchServe takes both: no worker yet (scale later), batch size as given
+        assert (model["batchSize"], model["minWorkers"], model["workers"]) == (0, 0, [])
+    finally:
+        server.unregister("tiny_zero")
+
+
 def test_a_taken_port_is_named_in_the_error(store):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -244,13 +254,13 @@ def test_a_taken_port_is_named_in_the_error(store):
 
 
 def test_a_port_taken_while_starting_is_named_in_the_error(store, monkeypatch):
-    choose = serve_server._choose_ports
+    choose = serve_server.choose_ports
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         monkeypatch.setattr(
-            serve_server, "_choose_ports", lambda fixed: {**choose({}), "metrics": port}
+            serve_server, "choose_ports", lambda fixed: {**choose({}), "metrics": port}
         )
         with pytest.raises(ServeError, match=rf"exited during start.*metrics port {port}"):
             TorchServe(store).start()

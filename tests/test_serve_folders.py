@@ -7,8 +7,6 @@ served with a handler.py that subclasses handlerkit.ImageClassifier. One server 
 from __future__ import annotations
 
 import http.client
-import importlib.util
-import inspect
 import json
 import re
 import subprocess
@@ -22,12 +20,12 @@ import pytest
 import torch
 
 from handlerkit import samples
+from handlerkit.loading import import_one_class
 from handlerkit.serve import TorchServe, archive
 from handlerkit.serve import process as serve_process
 
 pytestmark = pytest.mark.serve
 
-MNIST_DIR = Path(__file__).resolve().parents[1] / "data" / "mnist"
 HELD_OUT = range(0, 5000, 5)  # digits the model never trained on (handlerkit.train)
 BURST = list(range(0, 5000, 20))  # 250 held-out digits, 25 of each class
 EXACT = HELD_OUT[::25]  # 40 digits, 4 of each class, answered one at a time
@@ -56,17 +54,6 @@ HANDLER_TIME = re.compile(
 # --------------------------------------------------------------------------- helpers
 
 
-def _handler_class(folder: Path) -> type:
-    """The one class handler.py defines: what TorchServe instantiates from the archive."""
-    name = f"served_handler_{folder.name}"
-    spec = importlib.util.spec_from_file_location(name, folder / "handler.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    classes = [c for _, c in inspect.getmembers(module, inspect.isclass) if c.__module__ == name]
-    assert len(classes) == 1, f"{folder / 'handler.py'} defines {classes}; TorchServe needs one"
-    return classes[0]
-
-
 def _in_process(mar: Path, dest: Path):
     """Unpack a .mar and initialize its own handler here, on the files the worker gets."""
     with zipfile.ZipFile(mar) as archive_file:
@@ -77,7 +64,7 @@ def _in_process(mar: Path, dest: Path):
 def _initialized(folder: Path):
     """The folder's handler class, initialized the way the worker initializes it."""
     gpu_id = 0 if torch.cuda.is_available() else None  # TorchServe gives its worker GPU 0
-    handler, context = _handler_class(folder).for_folder(folder, gpu_id)
+    handler, context = import_one_class(folder / "handler.py").for_folder(folder, gpu_id)
     return lambda payload: handler.handle([{"data": payload}], context)[0]
 
 
@@ -148,7 +135,7 @@ def store(tmp_path_factory, densenet_dir) -> Path:
         "--handler", "data/mnist/handler.py",
         "--export-path", str(store),
     ]  # fmt: skip
-    done = subprocess.run(command, cwd=MNIST_DIR.parents[1], capture_output=True, text=True)
+    done = subprocess.run(command, cwd=samples.MNIST_DIR.parents[1], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr + done.stdout
     archive(densenet_dir, store, "densenet")
     return store
@@ -161,7 +148,7 @@ def server(store):
         group = running._process.pid  # TorchServe's launcher leads the group: java + workers
         yield running
     assert not running.running
-    assert serve_process._group_members(group) == set(), "a TorchServe process outlived the server"
+    assert serve_process.group_members(group) == set(), "a TorchServe process outlived the server"
     for port in running.ports.values():
         with pytest.raises(OSError):
             http.client.HTTPConnection("127.0.0.1", port, timeout=1).connect()
@@ -191,7 +178,7 @@ def test_the_cli_packs_the_mnist_folder_as_it_is(store):
     assert manifest["modelName"] == "mnist"
     assert (manifest["modelFile"], manifest["handler"]) == ("model.py", "handler.py")
     assert manifest["serializedFile"] == "mnist_cnn.pt"
-    assert weights == (MNIST_DIR / "mnist_cnn.pt").read_bytes()
+    assert weights == (samples.MNIST_DIR / "mnist_cnn.pt").read_bytes()
 
 
 def test_served_mnist_equals_in_process_exactly_one_request_at_a_time(

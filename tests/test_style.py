@@ -1,4 +1,4 @@
-"""The code stays as readable as STYLE.md asks: ruff's lint and format checks pass."""
+"""The code stays readable: ruff's lint and format checks pass (configured in pyproject.toml)."""
 
 from __future__ import annotations
 

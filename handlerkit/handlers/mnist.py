@@ -8,10 +8,8 @@ from __future__ import annotations
 import torch
 from torchvision import transforms
 
+from ..stats import MNIST_MEAN, MNIST_STD
 from .image_classifier import ImageClassifier
-
-MNIST_MEAN = (0.1307,)
-MNIST_STD = (0.3081,)
 
 
 class MNISTDigitClassifier(ImageClassifier):

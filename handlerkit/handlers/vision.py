@@ -13,7 +13,7 @@ from PIL import Image
 from torchvision import transforms
 
 from ..errors import RequestError
-from ..images import convert_mode, decode_image, pixel_limit, request_payload
+from ..images import DEFAULT_MAX_PIXELS, convert_mode, decode_image, pixel_limit, request_payload
 from .base import BaseHandler
 
 
@@ -23,6 +23,7 @@ class VisionHandler(BaseHandler):
     image_processing = transforms.Compose([transforms.ToTensor()])
     image_mode = "RGB"  # what the model expects; other modes are converted, not crashed on
     # (None: leave the mode alone, for handlers whose transforms deal with any mode)
+    max_image_pixels: int | None = DEFAULT_MAX_PIXELS  # on until initialize reads the context
 
     def initialize(self, context) -> None:
         super().initialize(context)
@@ -55,14 +56,14 @@ class VisionHandler(BaseHandler):
         """One request row -> one image tensor (a list payload is taken as the tensor itself)."""
         payload = request_payload(row)
         if isinstance(payload, list):
-            return self.step("as_tensor", _float_tensor, payload, idx)
+            return self.step("as_tensor", float_tensor, payload, idx)
         image = self.step("decode", self.decode, payload, idx)
         if self.image_mode is not None:
             image = self.step("convert", self.convert, image, idx)
         return self.transform(image, idx)
 
     def decode(self, payload: bytes) -> Image.Image:
-        return decode_image(payload, getattr(self, "max_image_pixels", None))
+        return decode_image(payload, self.max_image_pixels)
 
     def convert(self, image: Image.Image) -> Image.Image:
         return convert_mode(image, self.image_mode)
@@ -108,7 +109,8 @@ class VisionHandler(BaseHandler):
         return tensors
 
 
-def _float_tensor(payload: list) -> torch.Tensor:
+def float_tensor(payload: list) -> torch.Tensor:
+    """A list payload (nested numbers) -> a float tensor, taken as the model's input."""
     try:
         return torch.tensor(payload, dtype=torch.float32)
     except (TypeError, ValueError) as err:

@@ -4,8 +4,9 @@
 """
 
 from .archive import archive
-from .client import Answer, measure
+from .client import Answer
 from .errors import ServeError
+from .measure import measure
 from .server import TorchServe
 
 __all__ = ["Answer", "ServeError", "TorchServe", "archive", "measure"]

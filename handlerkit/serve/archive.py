@@ -13,11 +13,8 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..context import WEIGHT_SUFFIXES
 from .errors import ServeError
-
-__all__ = ["archive"]
-
-WEIGHT_SUFFIXES = (".pt", ".pth")
 
 
 def archive(
@@ -29,23 +26,23 @@ def archive(
     extra_files: Iterable[str | os.PathLike] = (),
     force: bool = True,
 ) -> Path:
-    """Build ``<model_store>/<name>.mar`` from a TorchServe-style model folder.
+    """Build `<model_store>/<name>.mar` from a TorchServe-style model folder.
 
-    The folder holds one ``*.pt``/``*.pth`` weights file, optionally ``model.py`` (an eager
-    model class), ``handler.py`` and ``index_to_name.json``.
+    The folder holds one `*.pt`/`*.pth` weights file, optionally `model.py` (an eager
+    model class), `handler.py` and `index_to_name.json`.
 
     Args:
         model_dir: The model folder.
-        model_store: Folder the ``.mar`` is written to (created if missing).
-        name: Model name; also the ``.mar`` file name.
-        handler: A handler file, or a built-in handler name such as ``"image_classifier"``.
-            Defaults to ``<model_dir>/handler.py``.
+        model_store: Folder the `.mar` is written to (created if missing).
+        name: Model name; also the `.mar` file name.
+        handler: A handler file, or a built-in handler name such as `"image_classifier"`.
+            Defaults to `<model_dir>/handler.py`.
         version: Model version written into the archive manifest.
-        extra_files: More files to pack next to ``index_to_name.json``.
-        force: Overwrite an existing ``.mar``.
+        extra_files: More files to pack next to `index_to_name.json`.
+        force: Overwrite an existing `.mar`.
 
     Returns:
-        The path of the ``.mar`` file.
+        The path of the `.mar` file.
 
     Raises:
         ServeError: The folder is incomplete or torch-model-archiver failed.
@@ -75,6 +72,25 @@ def archive(
     return _run_archiver(command, store / f"{name}.mar")
 
 
+def mar_in_store(model_store: Path, mar: str | os.PathLike) -> str:
+    """Return the `url=` TorchServe's register API expects: the `.mar` name inside the store.
+
+    Args:
+        model_store: The server's model store.
+        mar: A `.mar` file name in `model_store`, or a path inside it.
+    """
+    path = Path(mar)
+    if not path.is_absolute():
+        path = model_store / path
+    path = path.resolve()
+    if path.parent != model_store or not path.is_file():
+        raise ServeError(
+            f"{mar} is not a .mar in the model store {model_store}: "
+            f"build it there with archive(model_dir, '{model_store}', name)"
+        )
+    return path.name
+
+
 def _archiver_command() -> list[str]:
     """Return the command that runs torch-model-archiver, preferably with this Python."""
     if importlib.util.find_spec("model_archiver") is not None:
@@ -86,7 +102,7 @@ def _archiver_command() -> list[str]:
 
 
 def _script(name: str) -> str | None:
-    """Return the console script ``name`` next to this Python, else the one on PATH."""
+    """Return the console script `name` next to this Python, else the one on PATH."""
     beside = Path(sys.executable).with_name(name)
     return str(beside) if beside.is_file() else shutil.which(name)
 
@@ -106,7 +122,7 @@ def _weights_file(folder: Path) -> Path:
 
 
 def _handler_argument(folder: Path, handler: str | os.PathLike | None) -> str:
-    """Return what to pass as ``--handler``: a file path or a built-in handler name."""
+    """Return what to pass as `--handler`: a file path or a built-in handler name."""
     if handler is None:
         default = folder / "handler.py"
         if not default.is_file():
@@ -127,7 +143,7 @@ def _handler_argument(folder: Path, handler: str | os.PathLike | None) -> str:
 
 
 def _run_archiver(command: list[str], mar: Path) -> Path:
-    """Run torch-model-archiver and check that it wrote ``mar``."""
+    """Run torch-model-archiver and check that it wrote `mar`."""
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=300, cwd=mar.parent, check=False
     )

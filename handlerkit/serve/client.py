@@ -1,27 +1,18 @@
-"""Ask a running TorchServe over HTTP: one `Answer` per request, and `measure` for latency.
+"""Ask a running TorchServe over HTTP: `send` one request, get one `Answer`.
 
-The HTTP side of `handlerkit.serve`; `TorchServe.predict` and `register` send through `_http`.
+The HTTP side of `handlerkit.serve`: `TorchServe`'s API methods and `measure` send through it.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
-import statistics
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Sequence
+import urllib.parse
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .server import TorchServe
-
-__all__ = ["Answer", "measure"]
+from typing import Any
 
 REQUEST_TIMEOUT_S = 60.0
-
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 @dataclass(frozen=True)
@@ -44,77 +35,46 @@ class Answer:
         return 200 <= self.status < 300
 
 
-def _http(
+def send(
     method: str,
     url: str,
     timeout: float,
     data: bytes | None = None,
     content_type: str = "application/octet-stream",
 ) -> Answer:
-    """Send one request straight to 127.0.0.1 (never through a proxy) and parse the answer."""
-    request = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        request.add_header("Content-Type", content_type)
+    """Send one request straight to its host (never through a proxy) and parse the answer.
+
+    TorchServe may answer before it has read the whole body (413 when the body is over its
+    `max_request_size`) and close the connection; the answer it sent is still read and returned.
+    """
+    parts = urllib.parse.urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    headers = {"Content-Type": content_type} if data is not None else {}
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     started = time.perf_counter()
     try:
-        with _NO_PROXY.open(request, timeout=timeout) as response:
+        try:
+            connection.request(method, target, body=data, headers=headers)
+        except (BrokenPipeError, ConnectionResetError) as error:
+            unsent = error  # the server stopped reading: its answer may be waiting
+        else:
+            unsent = None
+        try:
+            response = connection.getresponse()
             status, raw = response.status, response.read()
-    except urllib.error.HTTPError as error:
-        status, raw = error.code, error.read()
-    return Answer(status=status, body=_parse(raw), seconds=time.perf_counter() - started)
+        except (OSError, http.client.HTTPException):
+            if unsent is None:
+                raise
+            raise unsent from None  # no answer came back: the send failing is the error
+    finally:
+        connection.close()
+    return Answer(status=status, body=parse_body(raw), seconds=time.perf_counter() - started)
 
 
-def _parse(raw: bytes) -> Any:
+def parse_body(raw: bytes) -> Any:
+    """JSON when the body is JSON, else its text."""
     text = raw.decode("utf-8", errors="replace")
     try:
         return json.loads(text)
     except ValueError:
         return text
-
-
-def measure(
-    server: TorchServe,
-    name: str,
-    payloads: Sequence[bytes],
-    concurrency: int = 64,
-    sequential: int = 50,
-) -> dict:
-    """Measure served latency one request at a time, then throughput for a concurrent burst.
-
-    With ``batch_size > 1`` a lone request waits ``max_batch_delay`` for company, so the
-    sequential latency shows that delay while the burst shows the batching gain.
-
-    Args:
-        server: A started server.
-        name: Registered model name.
-        payloads: Request bodies; all are sent at once for the burst.
-        concurrency: Requests in flight during the burst.
-        sequential: How many of the payloads to also send one at a time, for latency.
-
-    Returns:
-        ``requests``, ``ok``, ``batch_size``, sequential ``p50_ms``/``p95_ms``,
-        ``burst_seconds``, ``throughput_rps`` and burst ``burst_p50_ms``/``burst_p95_ms``.
-    """
-    server.predict(name, payloads[0])  # warm-up
-    alone = [server.predict(name, data) for data in payloads[: max(1, sequential)]]
-    started = time.perf_counter()
-    burst = server.predict_many(name, payloads, concurrency=concurrency)
-    elapsed = time.perf_counter() - started
-    return {
-        "requests": len(payloads),
-        "ok": sum(a.ok for a in burst),
-        "batch_size": server.describe(name).get("batchSize"),
-        "p50_ms": _percentile_ms(alone, 50),
-        "p95_ms": _percentile_ms(alone, 95),
-        "burst_seconds": round(elapsed, 3),
-        "throughput_rps": round(len(payloads) / elapsed, 1),
-        "burst_p50_ms": _percentile_ms(burst, 50),
-        "burst_p95_ms": _percentile_ms(burst, 95),
-    }
-
-
-def _percentile_ms(answers: Sequence[Answer], q: int) -> float:
-    seconds = [a.seconds for a in answers]
-    if len(seconds) < 2:
-        return round(1000 * seconds[0], 2) if seconds else float("nan")
-    return round(1000 * statistics.quantiles(seconds, n=100)[q - 1], 2)

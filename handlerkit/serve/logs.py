@@ -9,55 +9,16 @@ import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from xml.sax.saxutils import quoteattr
 
 # What a Python worker prints when it could not load the model (TorchServe's model_service_worker).
 DEATH_MARKERS = ("Backend worker process died", "Failed to load model")
-# TorchServe's own log4j2.xml sends every ts_log line twice and copies model logs into ts_log;
-# this one writes each line once, to one file per kind, and nothing to the console.
-LOG4J2_XML = """<?xml version="1.0" encoding="UTF-8"?>
-<Configuration>
-  <Appenders>
-    <File name="access_log" fileName={access}>
-      <PatternLayout pattern="%d{{ISO8601}} - %m%n"/></File>
-    <File name="metrics" fileName={metrics}>
-      <PatternLayout pattern="%d{{ISO8601}} - %m%n"/></File>
-    <File name="model_log" fileName={model}>
-      <PatternLayout pattern="%d{{ISO8601}} [%-5p] %t %c - %m%n"/></File>
-    <File name="ts_log" fileName={ts}>
-      <PatternLayout pattern="%d{{ISO8601}} [%-5p] %t %c - %m%n"/></File>
-  </Appenders>
-  <Loggers>
-    <Logger name="ACCESS_LOG" level="info" additivity="false">
-      <AppenderRef ref="access_log"/></Logger>
-    <Logger name="MODEL_LOG" level="all" additivity="false">
-      <AppenderRef ref="model_log"/></Logger>
-    <Logger name="MODEL_METRICS" level="all" additivity="false">
-      <AppenderRef ref="metrics"/></Logger>
-    <Logger name="TS_METRICS" level="all" additivity="false">
-      <AppenderRef ref="metrics"/></Logger>
-    <Logger name="org.pytorch.serve" level="info" additivity="false">
-      <AppenderRef ref="ts_log"/></Logger>
-    <Logger name="io.netty" level="error"/>
-    <Logger name="org.apache" level="off"/>
-    <Root level="info"><AppenderRef ref="ts_log"/></Root>
-  </Loggers>
-</Configuration>
-"""
+# Where each log line goes (read from $LOG_LOCATION, the server's log_dir): a package data file.
+LOG_CONFIG = Path(__file__).with_name("log4j2.xml")
 # Printed by the Java frontend once the REST and the gRPC endpoints are all bound.
 STARTED_LINE = "Model server started."
 
 
-def _write_log_config(workdir: Path, log_dir: Path) -> Path:
-    """Write a log4j2.xml that puts each log line once into ``log_dir``."""
-    files = {k: quoteattr(str(log_dir / f"{k}_log.log")) for k in ("access", "model", "ts")}
-    metrics = quoteattr(str(log_dir / "metrics.log"))
-    path = workdir / "log4j2.xml"
-    path.write_text(LOG4J2_XML.format(metrics=metrics, **files))
-    return path
-
-
-def _worker_failure(model_log: Path, ts_log: Path, name: str, offsets: tuple[int, int]) -> str:
+def worker_failure(model_log: Path, ts_log: Path, name: str, offsets: tuple[int, int]) -> str:
     """Return the handler's traceback once the logs show its worker died, else ''."""
     if not _worker_died(model_log, ts_log, name, offsets):
         return ""
@@ -75,17 +36,17 @@ def _worker_died(model_log: Path, ts_log: Path, name: str, offsets: tuple[int, i
     lines = _model_lines(model_log, name, offsets[0])
     if any(marker in line for line in lines for marker in DEATH_MARKERS):
         return True
-    return f"Load model failed: {name}," in _read_from(ts_log, offsets[1])
+    return f"Load model failed: {name}," in read_from(ts_log, offsets[1])
 
 
-def _file_size(path: Path) -> int:
+def file_size(path: Path) -> int:
     try:
         return path.stat().st_size
     except OSError:
         return 0
 
 
-def _read_from(path: Path, offset: int) -> str:
+def read_from(path: Path, offset: int) -> str:
     """Return what was written to a log file after byte ``offset``."""
     try:
         with open(path, "rb") as log:
@@ -97,7 +58,7 @@ def _read_from(path: Path, offset: int) -> str:
 
 def _model_lines(path: Path, name: str, offset: int) -> list[str]:
     """Return the messages of ``name``'s workers written to the model log after ``offset``."""
-    text = _read_from(path, offset)
+    text = read_from(path, offset)
     thread = re.compile(rf"\bW-\d+-{re.escape(name)}_\S*-std(?:out|err)\b.*? - (.*)$")
     messages = []
     for line in text.splitlines():

@@ -25,7 +25,7 @@ PORT_NAMES = ("inference", "management", "metrics", "grpc_inference", "grpc_mana
 STOP_GRACE_S = 20.0
 
 
-def _find_java() -> str:
+def find_java() -> str:
     """Return the java executable, or explain how to install it."""
     java_home = os.environ.get("JAVA_HOME")
     candidates = [str(Path(java_home) / "bin" / "java")] if java_home else []
@@ -62,13 +62,13 @@ def _torchserve_command() -> list[str]:
     return [script]
 
 
-def _choose_ports(fixed: Mapping[str, int]) -> dict[str, int]:
+def choose_ports(fixed: Mapping[str, int]) -> dict[str, int]:
     """Return one free 127.0.0.1 port per endpoint; fixed ports must be free."""
     unknown = set(fixed) - set(PORT_NAMES)
     if unknown:
         raise ServeError(f"unknown port names {sorted(unknown)}: use {', '.join(PORT_NAMES)}")
     for endpoint, port in fixed.items():
-        if _port_in_use(port):
+        if port_in_use(port):
             raise ServeError(
                 f"{endpoint} port {port} on {HOST} is already in use: stop what listens "
                 "there, or leave it out of ports= to pick a free one"
@@ -87,14 +87,14 @@ def _choose_ports(fixed: Mapping[str, int]) -> dict[str, int]:
     return ports
 
 
-def _port_in_use(port: int) -> bool:
+def port_in_use(port: int) -> bool:
     """True when something accepts connections on 127.0.0.1:port."""
     with socket.socket() as sock:
         sock.settimeout(1)
         return sock.connect_ex((HOST, port)) == 0
 
 
-def _write_config(
+def write_config(
     workdir: Path, ports: Mapping[str, int], model_store: Path, workers: int, startup_timeout: float
 ) -> Path:
     """Write the ``config.properties`` that keeps TorchServe local, quick and quiet."""
@@ -127,7 +127,7 @@ def _write_config(
     return path
 
 
-def _launch(
+def launch(
     workdir: Path, log_dir: Path, model_store: Path, config: Path, log_config: Path, java: str
 ) -> subprocess.Popen:
     """Start ``torchserve --foreground`` in its own process group inside the work folder."""
@@ -159,14 +159,14 @@ def _launch(
         console.close()
 
 
-def _stop_group(process: subprocess.Popen) -> None:
+def stop_group(process: subprocess.Popen) -> None:
     """Stop the server's process group: SIGTERM, a grace period, then SIGKILL.
 
     Java and the Python workers get SIGTERM first, so the ``torchserve`` launcher (the group
     leader) reaps Java and exits by itself; no zombie ``java`` is left to the init process.
     """
     group = process.pid
-    children = _group_members(group) - {group}
+    children = group_members(group) - {group}
     for pid in children:
         _signal(pid, signal.SIGTERM)
     if not children or not _wait_gone(process, STOP_GRACE_S):
@@ -179,7 +179,7 @@ def _stop_group(process: subprocess.Popen) -> None:
 def _wait_gone(process: subprocess.Popen, seconds: float) -> bool:
     """Reap the launcher and wait until no live process of its group is left."""
     deadline = time.monotonic() + seconds
-    while process.poll() is None or _group_members(process.pid):
+    while process.poll() is None or group_members(process.pid):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.1)
@@ -200,7 +200,7 @@ def _signal_group(group: int, sig: signal.Signals) -> None:
         pass
 
 
-def _group_members(group: int) -> set[int]:
+def group_members(group: int) -> set[int]:
     """Return the live (non-zombie) processes of a process group."""
     if not Path("/proc").is_dir():  # macOS: only ask whether the group still exists
         try:
