@@ -2,6 +2,7 @@
 
 IMAGE is a sample name (chelsea, coffee, rocket, astronaut, grace_hopper, digit:N) or a file;
 it prints the stage table and the answer, and saves the traced pipeline as a PNG.
+`python -m handlerkit notebooks DIR` copies the notebook series into DIR (keeping your edits).
 """
 
 from __future__ import annotations
@@ -29,7 +30,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     trace_cmd.add_argument("--out", default="trace.png", help="where to save the figure")
     trace_cmd.add_argument("--gpu", type=int, default=None, help="gpu_id, if CUDA is available")
+    notebooks_cmd = commands.add_parser("notebooks", help="copy the notebook series into DIR")
+    notebooks_cmd.add_argument("dir", help="your folder; notebooks already there are kept")
     args = parser.parse_args(argv)
+    if args.command == "notebooks":
+        from handlerkit.notebooks import copy_notebooks
+
+        print(copy_notebooks(args.dir))
+        return 0
     return run_trace(args.image, args.model, Path(args.out), args.gpu)
 
 
