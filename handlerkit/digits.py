@@ -13,6 +13,7 @@ from torchvision.transforms import functional as TF
 
 from .handlers.mnist import MNIST_MEAN as MEAN  # MNIST's pixel statistics, as TorchServe's
 from .handlers.mnist import MNIST_STD as STD  # MNIST example handler normalizes with
+from .images import upright
 
 BOX, FIELD = 20, 28  # MNIST fits each digit into 20x20, then centres it in a 28x28 field
 MIN_CONTRAST = 40  # ink must differ from the paper by this many grey levels (of 255)
@@ -29,7 +30,7 @@ def flatten_alpha(image: Image.Image) -> Image.Image:
     Returns:
         An image with no alpha channel; transparent pixels become white.
     """
-    image = ImageOps.exif_transpose(image)
+    image = upright(image)
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")  # palette transparency is otherwise dropped silently
     if image.mode not in ("RGBA", "LA", "PA"):
