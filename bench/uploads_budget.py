@@ -165,9 +165,9 @@ def measure(handler: str, path: str) -> dict:
     data = Path(path).read_bytes()
     before = _status_kb("VmRSS")
     exact = _reset_peak()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     answer = h.handle([{"data": data}], ctx.for_requests([{}]))[0]
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     if exact:
         peak = _status_kb("VmHWM")
     else:  # ru_maxrss is the whole life's peak: an upper bound on this request's
@@ -177,6 +177,7 @@ def measure(handler: str, path: str) -> dict:
     status = ctx.get_response_status(0)[0]
     return {
         "seconds": round(seconds, 3),
+        "cpu_seconds": round(cpu, 3),
         "extra_mb": round(max(0, peak - before) / 1024, 1),
         "status": status,
         "answer": _summary(answer),
@@ -218,14 +219,12 @@ def write_cases(folder: Path, names: list[str]) -> dict[str, Path]:
     return paths
 
 
-def within_budget(handler: str, result: dict) -> bool:
+def within_budget(handler: str, result: dict, clock: str = "seconds") -> bool:
+    """Time (`clock`: wall "seconds", or "cpu_seconds", which a busy machine inflates less)
+    and extra peak memory within the handler's budget."""
     seconds, megabytes = BUDGETS[handler]
-    return (
-        result["seconds"] is not None
-        and result["extra_mb"] is not None
-        and result["seconds"] <= seconds
-        and result["extra_mb"] <= megabytes
-    )
+    spent, extra = result.get(clock), result.get("extra_mb")
+    return spent is not None and extra is not None and spent <= seconds and extra <= megabytes
 
 
 def main() -> None:
@@ -240,8 +239,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         paths = write_cases(Path(folder), args.cases)
         sizes = {name: path.stat().st_size for name, path in paths.items()}
-        print("| upload | bytes | handler | s | + peak MB | status | within budget | answer |")
-        print("| --- | ---: | --- | ---: | ---: | ---: | --- | --- |")
+        print(
+            "| upload | bytes | handler | s | CPU s | + peak MB | status | within budget | answer |"
+        )
+        print("| --- | ---: | --- | ---: | ---: | ---: | ---: | --- | --- |")
         for name in args.cases:
             for handler in args.handlers:
                 r = run_case(handler, paths[name])
@@ -249,7 +250,7 @@ def main() -> None:
                 answer = r["answer"] if len(r["answer"]) <= 70 else r["answer"][:67] + "..."
                 print(
                     f"| {name} | {sizes[name]:,} | {HANDLERS[handler]} | {r['seconds']} | "
-                    f"{r['extra_mb']} | {r['status']} | {ok} | {answer} |",
+                    f"{r.get('cpu_seconds')} | {r['extra_mb']} | {r['status']} | {ok} | {answer} |",
                     flush=True,
                 )
 
