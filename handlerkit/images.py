@@ -174,16 +174,30 @@ def decode_image(
         except OSError as err:
             width, height = image.size
             raise RequestError(f"broken {image.format} image ({width}x{height}): {err}") from None
+    image = upright(image)
     if decode_size and image.mode not in _SIXTEEN_BIT:
-        image = shrink(image, decode_size)  # before the copies below, so they are small
-    image = to_8_bits(upright(image))
+        image = shrink(image, decode_size)  # before the 8-bit copy, so that copy is small
+    image = to_8_bits(image)
     return shrink(image, decode_size) if decode_size else image
 
 
 def shrink(image: Image.Image, size: int) -> Image.Image:
-    """Reduce by a whole factor while both sides stay at least `size` (a box filter, fast)."""
+    """Reduce by a whole factor while both sides stay at least `size` (a box filter, fast).
+
+    Works a band of rows at a time, so memory stays small (Pillow's own `reduce` copies a whole
+    RGBA image first); palette and 1-bit images come back as RGB(A) and L.
+    """
     factor = min(image.size) // size
-    return image.reduce(factor) if factor > 1 else image
+    if factor < 2:
+        return image
+    mode = {"1": "L", "P": "RGBA" if "transparency" in image.info else "RGB"}.get(image.mode)
+    width, height = image.size
+    out = Image.new(mode or image.mode, (-(-width // factor), -(-height // factor)))
+    rows = factor * max(1, (1 << 22) // (width * factor))  # about 4M pixels a band
+    for top in range(0, height, rows):
+        band = image.crop((0, top, width, min(height, top + rows)))
+        out.paste((convert_mode(band, mode) if mode else band).reduce(factor), (0, top // factor))
+    return out
 
 
 def upright(image: Image.Image) -> Image.Image:
