@@ -1,7 +1,8 @@
 """Hostile and awkward uploads of at most 1 MB: time and extra peak memory, one fresh process each.
 
 Budgets (issue 15): at most 2.5 s and 400 MB in the upload handler, 5 s and 700 MB in
-ImageClassifier.
+ImageClassifier. Time is printed as wall and CPU seconds; the budget column judges CPU time,
+which a busy shared machine inflates less.
 Run: .venv/bin/python bench/uploads_budget.py [--handlers uploads image tensor] [--cases NAME ...]
 """
 
@@ -246,7 +247,7 @@ def main() -> None:
         for name in args.cases:
             for handler in args.handlers:
                 r = run_case(handler, paths[name])
-                ok = "yes" if within_budget(handler, r) else "**no**"
+                ok = "yes" if within_budget(handler, r, clock="cpu_seconds") else "**no**"
                 answer = r["answer"] if len(r["answer"]) <= 70 else r["answer"][:67] + "..."
                 print(
                     f"| {name} | {sizes[name]:,} | {HANDLERS[handler]} | {r['seconds']} | "
