@@ -11,6 +11,7 @@ import torch
 from PIL import Image, ImageOps
 from torchvision.transforms import functional as TF
 
+from .images import upright
 from .stats import MNIST_MEAN as MEAN  # MNIST's pixel statistics, as TorchServe's
 from .stats import MNIST_STD as STD  # MNIST example handler normalizes with
 
@@ -29,7 +30,7 @@ def flatten_alpha(image: Image.Image) -> Image.Image:
     Returns:
         An image with no alpha channel; transparent pixels become white.
     """
-    image = ImageOps.exif_transpose(image)
+    image = upright(image)
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")  # palette transparency is otherwise dropped silently
     if image.mode not in ("RGBA", "LA", "PA"):

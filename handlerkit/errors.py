@@ -19,3 +19,17 @@ class TooManyPixels(RequestError):
 
 class ModelLoadError(RuntimeError):
     """The model folder cannot be loaded; the message names the file and the fix."""
+
+
+class UnsupportedFormat(RequestError):
+    """The bytes are an image in a format the handler does not open (e.g. EPS, which runs
+    Ghostscript); the message names the format and the ones accepted."""
+
+    status = 415
+
+
+class ModelFault(RequestError):
+    """The model failed on every request of the batch: a fault of the model or the handler, so
+    the server answers 500 rather than blaming each request."""
+
+    status = 500

@@ -15,7 +15,15 @@ import torchvision.transforms.v2.functional as TF
 from .errors import RequestError
 from .handlers.image_classifier import IMAGENET_MEAN, IMAGENET_STD, ImageClassifier
 from .handlers.vision import float_tensor
-from .images import DEFAULT_MAX_PIXELS, convert_mode, decode_image, open_image, request_payload
+from .images import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_FORMATS,
+    check_resize,
+    convert_mode,
+    decode_image,
+    open_image,
+    request_payload,
+)
 
 # What torchvision.io.decode_image reads; other formats (BMP, TIFF, ...) are decoded by Pillow.
 TORCHVISION_FORMATS = {"JPEG", "PNG", "GIF", "WEBP"}
@@ -60,12 +68,15 @@ class TensorImageClassifier(ImageClassifier):
     def decode(self, payload: bytes) -> torch.Tensor:
         """Image bytes -> uint8 (3, H, W) RGB on the CPU; the header is checked before decoding."""
         limit = self.max_image_pixels
-        image_format = read_header(payload, limit)
+        image_format = read_header(payload, limit, self.image_formats)
         if image_format not in TORCHVISION_FORMATS:
-            return TF.pil_to_tensor(convert_mode(decode_image(payload, limit), "RGB"))
+            image = decode_image(payload, limit, self.image_formats)
+            return TF.pil_to_tensor(convert_mode(image, "RGB"))
         encoded = torch.frombuffer(bytearray(payload), dtype=torch.uint8)
-        try:
-            image = torchvision.io.decode_image(encoded, mode=torchvision.io.ImageReadMode.RGB)
+        try:  # upright as the camera asked, like the PIL path (TorchServe ignores EXIF)
+            image = torchvision.io.decode_image(
+                encoded, mode=torchvision.io.ImageReadMode.RGB, apply_exif_orientation=True
+            )
         except RuntimeError as err:
             reason = re.sub(r"^.*\.cpp:\d+, ", "", str(err))  # drop torchvision's source location
             raise RequestError(f"broken {image_format} image: {reason}") from None
@@ -77,6 +88,7 @@ class TensorImageClassifier(ImageClassifier):
 
     def resize(self, image: torch.Tensor) -> torch.Tensor:
         """Shorter side to `resize_to`, bilinear with antialiasing (as Pillow's Resize)."""
+        check_resize((image.shape[-1], image.shape[-2]), self.resize_to)  # refuse thin strips
         return TF.resize(image, [self.resize_to], antialias=True)
 
     def center_crop(self, image: torch.Tensor) -> torch.Tensor:
@@ -91,9 +103,13 @@ class TensorImageClassifier(ImageClassifier):
         return TF.normalize(images, self.mean, self.std)
 
 
-def read_header(data: bytes | bytearray, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> str:
+def read_header(
+    data: bytes | bytearray,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    formats: tuple[str, ...] = IMAGE_FORMATS,
+) -> str:
     """The image format from the header (no pixels decoded); refuses non-images and bombs."""
-    with open_image(data, max_pixels) as image:
+    with open_image(data, max_pixels, formats) as image:
         return image.format
 
 

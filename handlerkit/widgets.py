@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import io
+from pathlib import Path
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
@@ -28,21 +29,33 @@ class DigitPlayground(widgets.VBox):
     Attributes:
         upload: the FileUpload widget (ipywidgets 8: its value is a tuple of dicts).
         pad: the drawing canvas (ipycanvas).
-        prediction: the last predicted digit (int), or None when the last request failed.
-        answer: the handler's last answer (dict), and `trace`: its Trace.
+        prediction: the last prediction (the digit, or the best label of a top-k answer), or
+            None when the last request failed.
+        answer: the handler's last answer (a dict, or e.g. an int from TorchServe's MNIST
+            example handler), and `trace`: its Trace.
+
+    Args:
+        handler: any handler (default: `UploadedDigitClassifier` on the MNIST folder). An
+            initialized one keeps its own model folder and context.
+        model_dir: the model folder to initialize `handler` on (default: the handler's own folder
+            when it has one, else the MNIST folder).
+        context: the context to call the handler with (default: one built for the folder).
     """
 
-    def __init__(self, handler=None, model_dir=None, gpu_id: int | None = None) -> None:
+    def __init__(
+        self, handler=None, model_dir=None, gpu_id: int | None = None, context=None
+    ) -> None:
         from ipycanvas import Canvas
 
         from .handlers.uploads import UploadedDigitClassifier
-        from .samples import MNIST_DIR
 
-        self.context = Context.local(model_dir or MNIST_DIR, gpu_id=gpu_id)
         self.handler = handler or UploadedDigitClassifier()
-        if not self.handler.initialized:
+        self.context = context or Context.local(
+            model_dir or _model_dir(self.handler), gpu_id=gpu_id
+        )
+        if not getattr(self.handler, "initialized", False):
             self.handler.initialize(self.context)
-        self.prediction: int | None = None
+        self.prediction: int | str | None = None
         self.answer: dict | None = None
         self.trace = None
 
@@ -84,10 +97,13 @@ class DigitPlayground(widgets.VBox):
     # ---- what a learner does ------------------------------------------------------------------
     def classify(self, data: bytes, source: str = "upload") -> dict:
         """Send image bytes through the handler as one request, traced, and show the result."""
+        context = self.context
+        if hasattr(context, "for_requests"):  # handlerkit's Context: fresh statuses per request
+            context = context.for_requests([{}])
         with trace(self.handler) as t:
-            answer = self.handler.handle([{"data": data}], self.context.for_requests([{}]))[0]
+            answer = self.handler.handle([{"data": data}], context)[0]
         self.trace, self.answer = t, answer
-        if "error" in answer:
+        if isinstance(answer, dict) and "error" in answer:
             self.prediction = None
             message = html.escape(answer["error"])
             self.status.value = (
@@ -96,11 +112,11 @@ class DigitPlayground(widgets.VBox):
             self.figure.children = ()
             self.bars.value = b""
         else:
-            self.prediction = answer["digit"]
-            confidence = max(answer["probabilities"])
+            self.prediction, confidence = _prediction(answer)
+            sure = f"{confidence:.0%} sure, " if confidence is not None else ""
             self.status.value = (
-                f"<b class='handlerkit-prediction'>Prediction: {self.prediction}</b>"
-                f" ({confidence:.0%} sure, from your {source})"
+                f"<b class='handlerkit-prediction'>Prediction: "
+                f"{html.escape(str(self.prediction))}</b> ({sure}from your {source})"
             )
             self._draw(t, answer)
         return answer
@@ -171,17 +187,49 @@ class DigitPlayground(widgets.VBox):
                 f"<b style='color:#b00'>Something went wrong:</b> {html.escape(repr(error))}"
             )
 
-    def _draw(self, t, answer: dict) -> None:
+    def _draw(self, t, answer) -> None:
         steps = viz.show_steps(t, row=0, title="preprocess: what the handler did to your digit")
-        bars = viz.show_digit_probabilities(
-            answer["probabilities"], title=f"postprocess: prediction {answer['digit']}"
-        )
-        self.bars.value = _figure_png(bars)
+        title = f"postprocess: prediction {self.prediction}"
+        if isinstance(answer, dict) and "probabilities" in answer:
+            bars = viz.show_digit_probabilities(answer["probabilities"], title=title)
+        elif isinstance(answer, dict) and answer:  # {label: probability}, e.g. ImageClassifier
+            bars = viz.show_topk(answer, title=title)
+        else:  # a bare answer (TorchServe's MNIST example returns the digit): nothing to draw
+            bars = None
+        self.bars.value = _figure_png(bars) if bars is not None else b""
         self.figure.children = (
             widgets.Image(
                 value=_figure_png(steps), format="png", layout=widgets.Layout(max_width="100%")
             ),
         )
+
+
+def _model_dir(handler):
+    """The model folder an initialized handler was loaded from; else the MNIST folder."""
+    from .samples import MNIST_DIR
+
+    if not getattr(handler, "initialized", False):
+        return MNIST_DIR
+    properties = getattr(getattr(handler, "context", None), "system_properties", None) or {}
+    if properties.get("model_dir"):
+        return properties["model_dir"]
+    weights = getattr(handler, "model_pt_path", None)
+    if weights:
+        return Path(weights).parent
+    raise ValueError(
+        f"cannot tell which model folder {type(handler).__name__} was loaded from; "
+        "pass DigitPlayground(handler, context=...) or model_dir=..."
+    )
+
+
+def _prediction(answer) -> tuple[int | str, float | None]:
+    """(what was predicted, how sure) for the answer formats handlers return."""
+    if isinstance(answer, dict) and "digit" in answer:  # UploadedDigitClassifier
+        return answer["digit"], max(answer.get("probabilities") or [None])
+    if isinstance(answer, dict) and answer:  # {label: probability}, best first
+        label = next(iter(answer))
+        return label, answer[label] if isinstance(answer[label], float) else None
+    return answer, None  # e.g. a bare int from TorchServe's MNIST example handler
 
 
 def _figure_png(fig) -> bytes:

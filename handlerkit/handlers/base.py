@@ -13,9 +13,14 @@ from typing import Any
 import torch
 
 from ..context import Context
-from ..errors import ModelLoadError, RequestError
+from ..errors import ModelFault, ModelLoadError, RequestError
 from ..loading import choose_device, load_eager_model, load_mapping, load_torchscript_model
 from ..tracing import Hooks
+
+MODEL_FAULT = (
+    "the model failed on every request of this batch, so the server answers 500: check that the "
+    "model and the handler's preprocessing agree (or that every request has the model's size)"
+)
 
 
 class BaseHandler:
@@ -119,13 +124,17 @@ class BaseHandler:
         return self.merge_errors(answers, len(data))
 
     def guarded_inference(self, batch: torch.Tensor) -> torch.Tensor | None:
-        """`inference`, but when the batch fails, retry row by row so only the bad rows fail."""
+        """`inference`, but when the batch fails, retry row by row so only the bad rows fail.
+
+        A row the model fails on while others run is that request's fault (400); a model that
+        fails on every row is the server's fault (500), not each request's.
+        """
         try:
             return self.inference(batch)
         except Exception:  # noqa: BLE001 - find out which rows the model cannot take
             if not isinstance(batch, torch.Tensor):
                 raise
-        outputs = []
+        outputs, failures = [], {}
         batch_rows = [
             i for i in range(len(batch) + len(self.row_errors)) if i not in self.row_errors
         ]
@@ -133,15 +142,13 @@ class BaseHandler:
             try:
                 outputs.append(self.inference(batch[position : position + 1]))
             except Exception as error:  # noqa: BLE001
-                message = str(error).splitlines()[0]
-                self.reject(
-                    idx,
-                    RequestError(
-                        "the model cannot run on this input of shape "
-                        f"{tuple(batch[position].shape)}: "
-                        f"{message}"
-                    ),
-                )
+                shape, message = tuple(batch[position].shape), str(error).splitlines()[0]
+                failures[idx] = f"the model cannot run on this input of shape {shape}: {message}"
+        for idx, message in failures.items():
+            if outputs:
+                self.reject(idx, RequestError(message))
+            else:
+                self.reject(idx, ModelFault(f"{message}; {MODEL_FAULT}"))
         return torch.cat(outputs) if outputs else None
 
     def stage(self, name: str, fn, data: Any):

@@ -20,6 +20,9 @@ class UploadedDigitClassifier(MNISTDigitClassifier):
 
     image_mode = None  # the first upload step handles every mode (alpha, palette, RGB, L)
     upload_steps = UPLOAD_STEPS
+    # The digit ends up 20x20: decode big uploads smaller (JPEG at 1/2..1/8 scale) while both
+    # sides stay at least this, so a tiny file declaring 9000x9000 costs megabytes, not gigabytes.
+    decode_size = 1024
 
     def transform(self, image: Image.Image, idx: int) -> torch.Tensor:
         """Each upload step in turn, each one traced."""

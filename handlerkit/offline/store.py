@@ -14,9 +14,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..context import WEIGHT_SUFFIXES
 from ..errors import ModelLoadError
-
-WEIGHT_SUFFIXES = (".pt", ".pth")  # what torch-model-archiver's --serialized-file takes here
 
 BUILTIN_HANDLERS = (
     "base_handler",
