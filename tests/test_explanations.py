@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import ts_context, ts_initialize
 
 import handlerkit
+from bench.reference import ts_context, ts_initialize
 from handlerkit import ImageClassifier, samples, viz
 from handlerkit.handlers.base import explain_target
 
