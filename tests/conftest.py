@@ -75,3 +75,6 @@ def ts_densenet(densenet_dir):
 @pytest.fixture(scope="session")
 def photo_rows() -> list[dict]:
     return [{"data": data} for data in samples.photos().values()]
+
+
+from torchserve_battery import battery_store, real_torchserve  # noqa: E402, F401 (shared fixtures)
