@@ -29,7 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     trace_cmd.add_argument("--out", default="trace.png", help="where to save the figure")
     trace_cmd.add_argument("--gpu", type=int, default=None, help="gpu_id, if CUDA is available")
+    from handlerkit.engines.cli import add_parser as add_serve_parser
+
+    add_serve_parser(commands)  # serve NAME=MODEL ... --engine {torchserve,litserve,ray}
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        return args.run(args)
     return run_trace(args.image, args.model, Path(args.out), args.gpu)
 
 
