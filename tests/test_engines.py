@@ -136,6 +136,12 @@ def test_only_ray_answers_its_own_proxy_paths(real, engine):
         assert send(engine, "GET", "/health") == send(real, "GET", "/health")
 
 
+def test_the_inference_api_listens_on_loopback_only(engine):
+    """127.0.0.1 unless --host says otherwise. (Ray's own cluster ports, GCS, raylet and workers,
+    listen on every interface as Ray always does, protected by Ray's token authentication.)"""
+    assert _listening(engine.port) == {"127.0.0.1"}
+
+
 def test_stopping_the_engine_leaves_no_process_behind(engine):
     """Ctrl-C: the command shuts its engine down (workers, Ray) before it exits."""
     started = engine.started_processes
@@ -150,3 +156,19 @@ def _running(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def _listening(port: int) -> set[str]:
+    """The addresses with a socket listening on `port` (from /proc/net/tcp and tcp6)."""
+    addresses = set()
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(name) as table:
+            for line in list(table)[1:]:
+                local, state = line.split()[1], line.split()[3]
+                address, local_port = local.split(":")
+                if state != "0A" or int(local_port, 16) != port:
+                    continue
+                if len(address) == 8:  # IPv4, little-endian hex
+                    address = ".".join(str(b) for b in reversed(bytes.fromhex(address)))
+                addresses.add(address)
+    return addresses

@@ -13,6 +13,7 @@ import sys
 
 from .models import ENGINES, HOST, ModelSpec, Settings, parse_models, per_model
 
+READY = "Ctrl-C stops"  # printed once every model is registered (TorchServe) or deployed (Ray)
 EXTRAS = {"litserve": "litserve", "ray": "ray"}  # engine -> the pip extra that installs it
 
 
@@ -91,7 +92,7 @@ def _engine(engine: str):
 
 def _announce(engine: str, specs: list[ModelSpec], settings: Settings) -> None:
     base = f"http://{settings.host}:{settings.port}"
-    print(f"handlerkit serve on {engine}: Ctrl-C stops", flush=True)
+    print(f"handlerkit serve on {engine}: {READY}", flush=True)
     for spec in specs:
         batch = f"batch_size {spec.batch_size}, max_batch_delay {spec.max_batch_delay} ms"
         print(f"  POST {base}/predictions/{spec.name}  <- {spec.source} ({batch})", flush=True)

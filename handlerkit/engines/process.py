@@ -1,7 +1,7 @@
 """`EngineServer`: `python -m handlerkit serve ...` in a child process, for a notebook or a test.
 
-Starts the command in its own process group, waits until `/ping` answers, and stops it the way a
-person would (Ctrl-C), then makes sure that nothing it started is left running.
+Starts the command in its own process group, waits until it says it is ready and `/ping` answers,
+and stops it the way a person would (Ctrl-C), then makes sure nothing it started is left running.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from .cli import READY
 from .models import ENGINES, HOST, Settings
 
 STOP_GRACE_S = 60.0
+LEFTOVER_GRACE_S = 5.0
 _LIVE: set[EngineServer] = set()
 
 
@@ -88,7 +90,7 @@ class EngineServer:
         self.stop()
 
     def start(self) -> EngineServer:
-        """Start the engine and wait until it answers `/ping`."""
+        """Start the engine and wait until its models are loaded and it answers `/ping`."""
         self.port = self.settings.port or free_port()
         self._log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
@@ -110,7 +112,7 @@ class EngineServer:
                     f"{self.engine} exited during start (code {self.process.returncode}):\n"
                     f"{self.output(tail=40)}"
                 )
-            if self._pings():
+            if READY in self.output(tail=20) and self._pings():
                 return
             time.sleep(0.5)
         raise TimeoutError(
@@ -141,6 +143,9 @@ class EngineServer:
                 process.wait(STOP_GRACE_S)
             except subprocess.TimeoutExpired:
                 pass
+        deadline = time.monotonic() + LEFTOVER_GRACE_S  # helpers such as multiprocessing's
+        while any(_alive(pid) for pid in started) and time.monotonic() < deadline:  # tracker
+            time.sleep(0.1)  # exit a moment after the command, once their pipe closes
         self.leftovers = {pid: _cmdline(pid) for pid in started | {process.pid} if _alive(pid)}
         for pid in self.leftovers:
             _kill(pid)
