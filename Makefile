@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test bench screenshots clean
+.PHONY: lab test bench bench-engines screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m handlerkit.bench
+
+bench-engines: $(STAMP)
+	$(PY) bench/engines.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
