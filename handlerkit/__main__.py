@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     from .offline.cli import add_commands
 
     add_commands(commands)
+    from .engines.cli import add_parser as add_serve_parser
+
+    add_serve_parser(commands)  # serve NAME=MODEL ... --engine {torchserve,litserve,ray}
     args = parser.parse_args(argv)
     if args.command == "notebooks":
         from handlerkit.notebooks import copy_notebooks

@@ -42,3 +42,6 @@ def ts_densenet(densenet_dir):
 @pytest.fixture(scope="session")
 def photo_rows() -> list[dict]:
     return samples.photo_rows(len(samples.PHOTO_NAMES))
+
+
+from torchserve_battery import battery_store, real_torchserve  # noqa: E402, F401 (shared fixtures)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+import uuid
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.policy import HTTP
@@ -82,6 +84,14 @@ class RequestInput:
 
 
 @dataclass
+class Job:
+    """A request the frontend admitted: the model it goes to and the worker input it becomes."""
+
+    model: str
+    request: RequestInput
+
+
+@dataclass
 class Route:
     """Where a path goes: `kind` is "ping", "predictions", "explanations" or "not_found"."""
 
@@ -104,6 +114,26 @@ def route(path: str) -> Route:
         version = segments[3] if len(segments) >= 4 else None
         return Route(segments[1], segments[2], version, "/".join(segments[4:]))
     return Route("not_found")
+
+
+def admit(
+    path: str, body: bytes, headers: Mapping[str, str] | None, models: Container[str]
+) -> Answer | Job:
+    """What TorchServe's frontend does with one request before any worker sees it.
+
+    Returns the frontend's own answer (`/ping`, an unknown path or model, a body over the size
+    limit), or the `Job` to batch for the model's worker.
+    """
+    where = route(path)
+    if where.kind == "ping":
+        return ping_answer()
+    if where.kind == "not_found":
+        return not_found_answer()
+    if where.model not in models:
+        return model_not_found_answer(where.model)
+    if len(body) > MAX_REQUEST_SIZE:
+        return too_large_answer()
+    return Job(where.model, request_input(str(uuid.uuid4()), body, dict(headers or {}), where))
 
 
 def request_input(

@@ -8,12 +8,11 @@ turned into the status and bytes TorchServe would send.
 from __future__ import annotations
 
 import os
-import uuid
 import weakref
 from collections.abc import Mapping, Sequence
 
 from . import frontend
-from .frontend import Answer, HandlerError, RequestInput, Route
+from .frontend import Answer, HandlerError, Job, RequestInput
 from .store import open_model
 from .worker_process import Worker
 
@@ -110,34 +109,17 @@ class OfflineServer:
 
     # ---- the frontend's part -----------------------------------------------------------------
     def _send(self, path: str, requests: list[tuple[bytes, Headers]]) -> list[Answer]:
-        where = frontend.route(path)
-        if where.kind == "ping":
-            return [frontend.ping_answer() for _ in requests]
-        if where.kind == "not_found":
-            return [frontend.not_found_answer() for _ in requests]
-        if where.model not in self.models:
-            return [frontend.model_not_found_answer(where.model) for _ in requests]
-        if not self.workers:
-            self.start()
-        worker = self.workers[where.model]
-        answers: list[Answer | None] = [None] * len(requests)
-        waiting = []
-        for i, (body, headers) in enumerate(requests):
-            if len(body) > frontend.MAX_REQUEST_SIZE:
-                answers[i] = frontend.too_large_answer()
-            elif worker.service is None:
-                answers[i] = frontend.no_worker_answer(where.model, worker.load_error)
-            else:
-                waiting.append((i, self._input(body, headers, where)))
-        size = self.batch_size(where.model) or max(len(waiting), 1)
-        for start in range(0, len(waiting), size):
-            chunk = waiting[start : start + size]
-            for (i, _), answer in zip(chunk, _run(worker, [r for _, r in chunk])):
-                answers[i] = answer
-        return answers
-
-    def _input(self, body: bytes, headers: Headers, where: Route) -> RequestInput:
-        return frontend.request_input(str(uuid.uuid4()), body, dict(headers or {}), where)
+        admitted = [frontend.admit(path, body, headers, self.models) for body, headers in requests]
+        jobs = [(i, job) for i, job in enumerate(admitted) if isinstance(job, Job)]
+        if not jobs:
+            return admitted
+        worker = self._worker(jobs[0][1].model)
+        size = self.batch_size(worker.name) or len(jobs)
+        for start in range(0, len(jobs), size):
+            chunk = jobs[start : start + size]
+            for (i, _), answer in zip(chunk, run_batch(worker, [job.request for _, job in chunk])):
+                admitted[i] = answer
+        return admitted
 
     def _worker(self, name: str) -> Worker:
         if not self.workers:
@@ -150,8 +132,11 @@ class OfflineServer:
         return f"<OfflineServer models={list(self.models)}>"
 
 
-def _run(worker: Worker, batch: list[RequestInput]) -> list[Answer]:
-    """One worker call; the reply mapped to HTTP answers, as TorchServe's batch aggregator does."""
+def run_batch(worker: Worker, batch: list[RequestInput]) -> list[Answer]:
+    """One `handle` call for `batch`; the reply mapped to HTTP answers, one per request, as
+    TorchServe's batch aggregator does. A model that failed to load answers 503 to each."""
+    if worker.service is None:
+        return [frontend.no_worker_answer(worker.name, worker.load_error) for _ in batch]
     reply = worker.predict(batch)
     if reply.code != 200:
         error = worker.last_error or HandlerError("handle", reply.message)

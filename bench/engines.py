@@ -1,0 +1,152 @@
+"""Served MNIST on TorchServe, LitServe and Ray Serve: throughput and p50/p95 at one concurrency.
+
+Each engine in turn serves data/mnist through `python -m handlerkit serve`, alone on the machine,
+with the same batch size and delay; after a warm-up, it answers `--rounds` bursts of the same
+held-out digits from the same client. Every worker runs torch with `--threads` threads
+(OMP_NUM_THREADS, default 1): on a small shared machine, two OpenMP threads per worker
+competing with the client and the engine's own processes make every engine's numbers erratic.
+Run: .venv/bin/python bench/engines.py [--requests 500] [--rounds 3] [--concurrency 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from handlerkit import samples
+from handlerkit.engines import EngineServer
+
+MNIST_DIR = Path(__file__).resolve().parents[1] / "data" / "mnist"
+ENGINES = ("torchserve", "litserve", "ray")
+
+
+class Client:
+    """One keep-alive HTTP connection per client thread; (status, seconds) per request."""
+
+    def __init__(self, port: int) -> None:
+        self.port, self.local = port, threading.local()
+
+    def post(self, body: bytes) -> tuple[int, float]:
+        started = time.perf_counter()
+        for attempt in (1, 2):  # a server may close an idle keep-alive connection: reconnect
+            connection = getattr(self.local, "connection", None)
+            if connection is None:
+                connection = self.local.connection = http.client.HTTPConnection(
+                    "127.0.0.1", self.port, timeout=120
+                )
+            try:
+                connection.request(
+                    "POST", "/predictions/mnist", body, {"Content-Type": "image/png"}
+                )
+                response = connection.getresponse()
+                response.read()
+                return response.status, time.perf_counter() - started
+            except (OSError, http.client.HTTPException):
+                connection.close()
+                self.local.connection = None
+                if attempt == 2:
+                    return 0, time.perf_counter() - started
+        raise AssertionError("unreachable")
+
+
+def burst(client: Client, payloads: list[bytes], concurrency: int) -> tuple[float, list]:
+    """All payloads at `concurrency` in flight: requests per second and (status, seconds) each."""
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        results = list(pool.map(client.post, payloads))
+    return len(payloads) / (time.perf_counter() - started), results
+
+
+def start(engine: str, args: argparse.Namespace) -> tuple[EngineServer, float]:
+    started = time.perf_counter()
+    server = EngineServer(
+        {"mnist": MNIST_DIR},
+        engine,
+        batch_size=args.batch_size,
+        max_batch_delay=args.delay,
+        replicas=args.replicas,
+    )
+    return server.start(), time.perf_counter() - started
+
+
+def measure(engine: str, args: argparse.Namespace, payloads: list[bytes]) -> dict:
+    """Start one engine, warm it up, then `args.rounds` bursts; stop it."""
+    server, startup = start(engine, args)
+    rates, results = [], []
+    try:
+        client = Client(server.port)
+        burst(client, payloads[: 4 * args.concurrency], args.concurrency)  # warm-up
+        for _ in range(args.rounds):
+            rate, answers = burst(client, payloads, args.concurrency)
+            rates.append(rate)
+            results += answers
+    finally:
+        server.stop()
+    return summary(engine, rates, results, startup)
+
+
+def summary(engine: str, rates: list[float], results: list, startup: float) -> dict:
+    cuts = statistics.quantiles([seconds for _, seconds in results], n=100)
+    return {
+        "engine": engine,
+        "requests": len(results),
+        "ok": sum(status == 200 for status, _ in results),
+        "rps": statistics.median(rates),
+        "rps_min": min(rates),
+        "rps_max": max(rates),
+        "p50_ms": 1000 * cuts[49],
+        "p95_ms": 1000 * cuts[94],
+        "startup_s": startup,
+    }
+
+
+def table(results: list[dict], baseline: float) -> str:
+    lines = [
+        "| engine | requests | ok | req/s (median) | min..max | / TorchServe | p50 ms | p95 ms "
+        "| start s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['engine']} | {r['requests']} | {r['ok']} | {r['rps']:.0f} | "
+            f"{r['rps_min']:.0f}..{r['rps_max']:.0f} | {r['rps'] / baseline:.2f} | "
+            f"{r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['startup_s']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=500, help="requests per burst")
+    parser.add_argument("--rounds", type=int, default=3, help="bursts per engine")
+    parser.add_argument("--concurrency", type=int, default=64, help="requests in flight")
+    parser.add_argument("--batch-size", type=int, default=8, help="batch_size on every engine")
+    parser.add_argument("--delay", type=int, default=50, help="max_batch_delay in ms")
+    parser.add_argument("--replicas", type=int, default=1, help="workers/replicas of the model")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
+    args = parser.parse_args()
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the engines' workers inherit it
+    held_out = [samples.digit_png(i) for i in range(0, 5000, 5)]  # never trained on
+    payloads = [held_out[i % len(held_out)] for i in range(args.requests)]
+    load_before = os.getloadavg()[0]
+    results = [measure(engine, args, payloads) for engine in args.engines]
+    baseline = next((r["rps"] for r in results if r["engine"] == "torchserve"), results[0]["rps"])
+    print(
+        f"MNIST served on 127.0.0.1, {args.replicas} worker(s)/replica(s), {os.cpu_count()} CPU "
+        f"cores, {args.threads} torch thread(s) per worker, batch_size={args.batch_size}, "
+        f"max_batch_delay={args.delay} ms, "
+        f"concurrency={args.concurrency}, {args.rounds} rounds of {args.requests} requests, "
+        f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after\n"
+    )
+    print(table(results, baseline))
+
+
+if __name__ == "__main__":
+    main()
