@@ -172,3 +172,12 @@ def test_check_and_run_from_the_command_line(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "HTTP 503" in out and "the handler failed in postprocess" in out
     assert "IndexError" in out and "StageRecord(stage inference" in out
+
+
+def test_an_image_sent_as_a_url_encoded_form_gets_a_400_that_says_so():
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    with OfflineServer({"mnist": samples.MNIST_DIR}) as server:
+        answer = server.predict("mnist", samples.digit_png(0), form)
+    assert answer.status == 400
+    message = answer.json()["error"]
+    assert "only form fields" in message and "application/octet-stream" in message
