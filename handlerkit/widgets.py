@@ -75,6 +75,10 @@ class DigitPlayground(widgets.VBox):
         )
         self.classify_button = widgets.Button(description="Classify drawing", icon="check")
         self.clear_button = widgets.Button(description="Clear", icon="eraser")
+        self.explain_button = widgets.Button(description="Explain", icon="search")
+        self.explanation = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.attributions = None  # the last explanation's answer (one map per input channel)
+        self._last_data: bytes | None = None
         self.status = widgets.HTML("Upload an image of a digit, or draw one and release the mouse.")
         self.status.add_class("handlerkit-status")
         self.bars = widgets.Image(format="png", layout=widgets.Layout(width="336px"))
@@ -85,12 +89,14 @@ class DigitPlayground(widgets.VBox):
         self._classify_when_synced = False
         self._wire()
         self._clear_pad()
-        pad_box = widgets.VBox([self.pad, widgets.HBox([self.classify_button, self.clear_button])])
+        buttons = widgets.HBox([self.classify_button, self.clear_button, self.explain_button])
+        pad_box = widgets.VBox([self.pad, buttons])
         super().__init__(
             [
                 widgets.HBox([self.upload, self.status]),
                 widgets.HBox([pad_box, self.bars]),
                 self.figure,
+                self.explanation,
             ]
         )
 
@@ -102,7 +108,8 @@ class DigitPlayground(widgets.VBox):
             context = context.for_requests([{}])
         with trace(self.handler) as t:
             answer = self.handler.handle([{"data": data}], context)[0]
-        self.trace, self.answer = t, answer
+        self.trace, self.answer, self._last_data = t, answer, data
+        self.explanation.value, self.attributions = b"", None
         if isinstance(answer, dict) and "error" in answer:
             self.prediction = None
             message = html.escape(answer["error"])
@@ -121,6 +128,28 @@ class DigitPlayground(widgets.VBox):
             self._draw(t, answer)
         return answer
 
+    def explain(self, target: int | None = None):
+        """What the model looked at for the last image: Integrated Gradients, as TorchServe's
+        `/explanations/` computes them, for `target` (default: the digit it predicted)."""
+        if self._last_data is None or (target is None and not isinstance(self.prediction, int)):
+            self.status.value = "Classify a digit first, then ask what the model looked at."
+            return None
+        target = self.prediction if target is None else target
+        context = self.context
+        if hasattr(context, "for_requests"):
+            context = context.for_requests([{"explain": "True"}])
+        with trace(self.handler) as t:
+            answer = self.handler.handle([{"data": self._last_data, "target": target}], context)[0]
+        if isinstance(answer, dict):  # the request was refused: {"error": ...}
+            self.status.value = html.escape(str(answer.get("error", answer)))
+            return None
+        self.attributions = answer
+        steps = [r for r in t.of_kind("step") if r.row == 0]  # the image the model was given
+        picture = steps[-1].output
+        figure = viz.show_explanation(picture, answer, title=f"what the model looked at: {target}")
+        self.explanation.value = _figure_png(figure)
+        return answer
+
     def classify_drawing(self) -> dict | None:
         """Classify what is on the drawing pad now (the pixels that have reached the kernel)."""
         if self.pad.image_data is None:
@@ -131,6 +160,7 @@ class DigitPlayground(widgets.VBox):
     # ---- wiring ---------------------------------------------------------------------------------
     def _wire(self) -> None:
         self.upload.observe(self._on_upload, names="value")
+        self.explain_button.on_click(lambda _: self._safely(self.explain))
         self.pad.on_mouse_down(self._on_down)
         self.pad.on_mouse_move(self._on_move)
         self.pad.on_mouse_up(self._on_up)

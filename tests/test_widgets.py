@@ -66,3 +66,15 @@ def test_a_drawing_is_classified_like_an_upload(playground):
     answer = playground.classify(_png(np.asarray(pad)), source="drawing")
     assert answer["digit"] == 1 and playground.prediction == 1
     assert "from your drawing" in playground.status.value
+
+
+def test_explain_shows_what_the_model_looked_at_for_the_predicted_digit(playground):
+    _upload(playground, samples.digit_png(1200))
+    predicted = playground.prediction
+    playground.explain_button.click()
+    assert np.asarray(playground.attributions).shape == (1, 28, 28)
+    assert bytes(playground.explanation.value).startswith(b"\x89PNG")
+    assert playground.prediction == predicted  # explaining does not change the answer
+    first = np.asarray(playground.attributions)
+    other = playground.explain(target=(predicted + 1) % 10)
+    assert not np.array_equal(np.asarray(other), first)  # another class, other evidence
