@@ -44,4 +44,20 @@ def photo_rows() -> list[dict]:
     return samples.photo_rows(len(samples.PHOTO_NAMES))
 
 
+@pytest.fixture(scope="session")
+def mnist():
+    """handlerkit's MNISTDigitClassifier (TorchServe's MNIST example) on the MNIST folder."""
+    from handlerkit import MNISTDigitClassifier
+
+    return MNISTDigitClassifier.for_folder(samples.MNIST_DIR)
+
+
+@pytest.fixture(scope="session")
+def uploads():
+    """handlerkit's UploadedDigitClassifier on the MNIST folder."""
+    from handlerkit import UploadedDigitClassifier
+
+    return UploadedDigitClassifier.for_folder(samples.MNIST_DIR)
+
+
 from torchserve_battery import battery_store, real_torchserve  # noqa: E402, F401 (shared fixtures)

@@ -13,7 +13,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from torchserve_battery import BATCH, BATCH_DELAY, BATCHED, CASES, MODELS, PNG, send
+from torchserve_battery import BATCH, BATCH_DELAY, BATCHED, CASES, MODELS, PNG, ROUTES, send
 
 from handlerkit import samples
 from handlerkit.engines import EngineServer
@@ -22,14 +22,6 @@ from handlerkit.engines.process import descendants
 pytestmark = [pytest.mark.engines, pytest.mark.serve]
 
 BURST = "mnist_burst"  # the MNIST folder again, batched: 8 rows, 50 ms
-ROUTES = [
-    ("GET", "/ping"),
-    ("POST", "/predictions/no_such_model"),
-    ("GET", "/nothing/here"),
-    ("POST", "/predictions"),
-    ("POST", "/predictions/quirks/1.0"),
-    ("POST", "/explanations/quirks"),
-]
 
 
 @pytest.fixture(scope="module", params=["litserve", "ray"])

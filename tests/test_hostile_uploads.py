@@ -34,16 +34,6 @@ import uploads_budget  # noqa: E402 - the hostile files, made the same way the b
 DIGIT = 1000  # an MNIST "2" (the samples are sorted by class, 500 each)
 
 
-@pytest.fixture(scope="module")
-def mnist():
-    return MNISTDigitClassifier.for_folder(samples.MNIST_DIR)
-
-
-@pytest.fixture(scope="module")
-def uploads():
-    return UploadedDigitClassifier.for_folder(samples.MNIST_DIR)
-
-
 def _statuses(context) -> dict[int, int]:
     return {i: code for i, (code, _) in context.response_status.items()}
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 import handlerkit
 from bench.reference import torchserve_mnist_class, ts_initialize
-from handlerkit import MNISTDigitClassifier, UploadedDigitClassifier, samples
+from handlerkit import UploadedDigitClassifier, samples
 from handlerkit.loading import import_one_class
 
 HELD_OUT = list(range(0, 5000, 5))  # every fifth digit is never trained on
@@ -18,16 +18,6 @@ HELD_OUT = list(range(0, 5000, 5))  # every fifth digit is never trained on
 def torchserve_mnist_handler():
     """TorchServe's MNIST example handler, rebuilt on the real `ts` ImageClassifier."""
     return torchserve_mnist_class()()
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    return MNISTDigitClassifier.for_folder(samples.MNIST_DIR)
-
-
-@pytest.fixture(scope="module")
-def uploads():
-    return UploadedDigitClassifier.for_folder(samples.MNIST_DIR)
 
 
 @pytest.fixture(scope="module")

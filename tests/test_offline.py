@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
-from torchserve_battery import BATCH, BATCHED, CASES, JPEG, MODELS, PNG, send
+from torchserve_battery import BATCH, BATCHED, CASES, JPEG, MODELS, PNG, ROUTES, send
 
 from handlerkit import samples
 from handlerkit.offline import OfflineServer
@@ -51,17 +51,7 @@ def test_offline_answers_with_the_real_servers_status_and_bytes(real, offline, c
 
 
 @pytest.mark.serve
-@pytest.mark.parametrize(
-    "method, path",
-    [
-        ("GET", "/ping"),
-        ("POST", "/predictions/no_such_model"),
-        ("GET", "/nothing/here"),
-        ("POST", "/predictions"),
-        ("POST", "/predictions/quirks/1.0"),
-        ("POST", "/explanations/quirks"),
-    ],
-)
+@pytest.mark.parametrize("method, path", ROUTES)
 def test_offline_routes_like_the_real_server(real, offline, method, path):
     body = b"headers"
     assert offline_send(offline, method, path, body) == send(real, method, path, body)

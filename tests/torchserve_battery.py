@@ -130,3 +130,12 @@ CASES = {
     "form fields": ("quirks", *multipart(FIELDS)),
     "urlencoded fields": ("quirks", b"body=fields&a=1&b=h%C3%A9", {"Content-Type": FORM}),
 }  # fmt: skip
+
+ROUTES = [  # paths TorchServe routes itself: ping, unknown model, unknown path, versions, explain
+    ("GET", "/ping"),
+    ("POST", "/predictions/no_such_model"),
+    ("GET", "/nothing/here"),
+    ("POST", "/predictions"),
+    ("POST", "/predictions/quirks/1.0"),
+    ("POST", "/explanations/quirks"),
+]
