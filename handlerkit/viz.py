@@ -204,7 +204,10 @@ def show_timeline(trace: Trace, title: str = "where the time goes") -> Figure:
         for r in records
     ]
     millis = [r.seconds * 1000 for r in records]
-    colors = [STAGE_COLORS.get(r.stage, "tab:gray") for r in records]
+    colors = [
+        STAGE_COLORS.get(r.stage, "tab:gray") if r.kind == "stage" else "lightsteelblue"
+        for r in records
+    ]  # steps run inside preprocess: a light shade of its colour
     ax.barh(names[::-1], millis[::-1], color=colors[::-1])
     _log_milliseconds(ax, millis)
     ax.set_title(title)
