@@ -25,7 +25,7 @@ STAGE_COLORS = {
 }
 
 
-STEP_COLUMNS = 5  # step strips wrap into rows of at most this many panels
+STEP_COLUMNS = 6  # step strips wrap into rows of at most this many panels
 
 
 def as_picture(value) -> np.ndarray:
@@ -68,7 +68,7 @@ def show_steps(trace: Trace, row: int = 0, title: str | None = None) -> Figure:
     if not records:
         raise ValueError(_no_steps(trace, row))
     rows = -(-len(records) // STEP_COLUMNS)
-    cols = -(-len(records) // rows)  # rows of equal length: 6 steps -> 2 rows of 3
+    cols = -(-len(records) // rows)  # rows of equal length: 9 steps -> 2 rows of 5
     fig, axes = plt.subplots(
         rows, cols, figsize=(2.8 * cols, 3.1 * rows + 0.4), squeeze=False, layout="constrained"
     )
@@ -238,8 +238,8 @@ def show_trace(trace: Trace, row: int = 0) -> Figure:
         answer = {str(i): p for i, p in enumerate(answer["probabilities"])}
     elif isinstance(answer, int):  # the MNIST example's answer: just the digit
         answer = {f"digit {answer}": 1.0}
-    columns = max(min(len(steps), STEP_COLUMNS), 3)
-    step_rows = max(1, (len(steps) + columns - 1) // columns)
+    step_rows = max(1, -(-len(steps) // STEP_COLUMNS))
+    columns = max(-(-len(steps) // step_rows), 3)  # rows of equal length, as in show_steps
     fig = plt.figure(figsize=(2.6 * columns, 3.2 * (step_rows + 1) + 0.4), layout="constrained")
     grid = fig.add_gridspec(step_rows + 1, columns)
     for i, record in enumerate(steps):
