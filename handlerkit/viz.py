@@ -25,10 +25,33 @@ STAGE_COLORS = {
 }
 
 
+STEP_COLUMNS = 6  # step strips wrap into rows of at most this many panels
+
+
 def as_picture(value) -> np.ndarray:
-    """A PIL image or a (C,H,W)/(H,W) tensor as an array imshow can draw (scaled to 0..1)."""
+    """A PIL image or a (C,H,W)/(H,W) tensor as an array imshow can draw (scaled to 0..1).
+
+    A tensor is rescaled to its own range (its minimum drawn black, its maximum white), so two
+    tensors that differ only by an affine map (ToTensor's output and Normalize's) look the same:
+    title such a picture with `rescale_note(value)` to say so.
+    """
     if isinstance(value, Image.Image):
         return np.asarray(value.convert("RGB") if value.mode not in ("RGB", "L") else value)
+    array = _drawn_values(value)
+    low, high = array.min(), array.max()
+    return ((array - low) / (high - low + 1e-12)).numpy()
+
+
+def rescale_note(value) -> str:
+    """What `as_picture` did to `value`: '' for a PIL image, else 'rescaled: low..high -> ...'."""
+    if isinstance(value, Image.Image):
+        return ""
+    array = _drawn_values(value)
+    return f"rescaled: {float(array.min()):.2f}..{float(array.max()):.2f} -> black..white"
+
+
+def _drawn_values(value) -> torch.Tensor:
+    """The part of a tensor `as_picture` draws: the first image, channels last, as float."""
     array = value.detach().float().cpu()
     if array.ndim == 4:
         array = array[0]
@@ -36,8 +59,7 @@ def as_picture(value) -> np.ndarray:
         array = array.permute(1, 2, 0) if array.shape[0] in (1, 3) else array[0:1].permute(1, 2, 0)
         if array.shape[-1] == 1:
             array = array[..., 0]
-    low, high = array.min(), array.max()
-    return ((array - low) / (high - low + 1e-12)).numpy()
+    return array
 
 
 def show_steps(trace: Trace, row: int = 0, title: str | None = None) -> Figure:
@@ -45,27 +67,46 @@ def show_steps(trace: Trace, row: int = 0, title: str | None = None) -> Figure:
     records = _steps(trace.last_call(), row)
     if not records:
         raise ValueError(_no_steps(trace, row))
-    fig, axes = plt.subplots(1, len(records), figsize=(2.6 * len(records), 3), squeeze=False)
-    for ax, record in zip(axes[0], records):
-        _draw_step(ax, record, fontsize=9)
+    rows = -(-len(records) // STEP_COLUMNS)
+    cols = -(-len(records) // rows)  # rows of equal length: 9 steps -> 2 rows of 5
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(2.8 * cols, 3.1 * rows + 0.4), squeeze=False, layout="constrained"
+    )
+    for i, ax in enumerate(axes.flat):
+        if i < len(records):
+            _draw_step(ax, records[i], fontsize=9)
+        else:
+            fig.delaxes(ax)
     fig.suptitle(title or f"preprocess, request {row}: one picture per step")
-    fig.tight_layout()
     return fig
 
 
 def show_channels(
     tensor: torch.Tensor, title: str = "channels", names: Sequence[str] = ("R", "G", "B")
 ) -> Figure:
-    """Each channel of a (C,H,W) tensor as its own grayscale image, with its value range."""
+    """Each channel of a (C,H,W) tensor as a grayscale image, all on one shared scale.
+
+    The tensor's overall minimum is black and its maximum white in every panel, so a channel
+    that is brighter in the picture has larger values; each title gives the channel's own range.
+    """
     tensor = _first_image(tensor)
-    fig, axes = plt.subplots(1, tensor.shape[0], figsize=(3 * tensor.shape[0], 3.2), squeeze=False)
+    low, high = float(tensor.min()), float(tensor.max())
+    fig, axes = plt.subplots(
+        1,
+        tensor.shape[0],
+        figsize=(3 * tensor.shape[0], 3.4),
+        squeeze=False,
+        layout="constrained",
+    )
     for i, (ax, channel) in enumerate(zip(axes[0], tensor)):
-        ax.imshow(channel.numpy(), cmap="gray")
+        ax.imshow(channel.numpy(), cmap="gray", vmin=low, vmax=high)
         name = names[i] if i < len(names) and tensor.shape[0] == len(names) else f"channel {i}"
         ax.set_title(f"{name}: {channel.min():.2f} .. {channel.max():.2f}", fontsize=9)
         ax.axis("off")
-    fig.suptitle(title)
-    fig.tight_layout()
+    fig.suptitle(
+        f"{title}\none shared scale for all channels: {low:.2f} .. {high:.2f} -> black..white",
+        fontsize=10,
+    )
     return fig
 
 
@@ -123,14 +164,13 @@ def show_logits(
     logits = logits[0] if logits.ndim == 2 else logits
     probs = torch.softmax(logits, 0)
     top = torch.topk(probs, min(k, len(probs))).indices
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 2.8))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.0), layout="constrained")
     for ax, values, name in ((left, logits, "logits"), (right, probs, "softmax")):
         ax.plot(values.numpy(), linewidth=0.7, color="tab:orange")
         ax.scatter(top.numpy(), values[top].numpy(), color="black", s=12, zorder=3)
         ax.set_title(f"{name} over {len(values)} classes")
         ax.set_xlabel("class index")
     fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
@@ -140,13 +180,18 @@ def show_feature_maps(tensor: torch.Tensor, title: str = "feature maps", count: 
     count = min(count, tensor.shape[0])
     cols = min(8, count)
     rows = (count + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(1.5 * cols, 1.5 * rows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(1.5 * cols, 1.5 * rows + 0.9), squeeze=False, layout="constrained"
+    )
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < count:
             ax.imshow(tensor[i].numpy(), cmap="viridis")
-    fig.suptitle(f"{title} ({tensor.shape[0]} channels of {tensor.shape[1]}x{tensor.shape[2]})")
-    fig.tight_layout()
+    fig.suptitle(
+        f"{title} ({tensor.shape[0]} channels of {tensor.shape[1]}x{tensor.shape[2]})\n"
+        "each map rescaled to its own range: its min -> dark, its max -> yellow",
+        fontsize=10,
+    )
     return fig
 
 
@@ -159,12 +204,23 @@ def show_timeline(trace: Trace, title: str = "where the time goes") -> Figure:
         for r in records
     ]
     millis = [r.seconds * 1000 for r in records]
-    colors = [STAGE_COLORS.get(r.stage, "tab:gray") for r in records]
+    colors = [
+        STAGE_COLORS.get(r.stage, "tab:gray") if r.kind == "stage" else "lightsteelblue"
+        for r in records
+    ]  # steps run inside preprocess: a light shade of its colour
     ax.barh(names[::-1], millis[::-1], color=colors[::-1])
-    ax.set_xlabel("milliseconds")
+    _log_milliseconds(ax, millis)
     ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def _log_milliseconds(ax, millis: Sequence[float]) -> None:
+    """A log x axis in ms whose left edge sits below the shortest bar, so every bar shows."""
+    positive = [m for m in millis if m > 0] or [1.0]
+    ax.set_xscale("log")
+    ax.set_xlim(min(positive) / 3, max(positive) * 2)
+    ax.set_xlabel("ms, log scale")
 
 
 def show_trace(trace: Trace, row: int = 0) -> Figure:
@@ -182,39 +238,41 @@ def show_trace(trace: Trace, row: int = 0) -> Figure:
         answer = {str(i): p for i, p in enumerate(answer["probabilities"])}
     elif isinstance(answer, int):  # the MNIST example's answer: just the digit
         answer = {f"digit {answer}": 1.0}
-    columns = max(len(steps), 3)
-    fig = plt.figure(figsize=(2.4 * columns, 6.2))
-    grid = fig.add_gridspec(2, columns)
+    step_rows = max(1, -(-len(steps) // STEP_COLUMNS))
+    columns = max(-(-len(steps) // step_rows), 3)  # rows of equal length, as in show_steps
+    fig = plt.figure(figsize=(2.6 * columns, 3.2 * (step_rows + 1) + 0.4), layout="constrained")
+    grid = fig.add_gridspec(step_rows + 1, columns)
     for i, record in enumerate(steps):
-        _draw_step(fig.add_subplot(grid[0, i]), record, fontsize=8)
+        _draw_step(fig.add_subplot(grid[i // columns, i % columns]), record, fontsize=8)
+    last = step_rows  # the answer row, below the steps
     if inference is not None and inference.output is not None:
-        ax = fig.add_subplot(grid[1, : columns // 3 or 1])
+        ax = fig.add_subplot(grid[last, : columns // 3 or 1])
         ax.plot(inference.output[position].float().numpy(), linewidth=0.6, color="tab:orange")
         ax.set_title(f"inference: output {_shape(inference)}", fontsize=9)
     if isinstance(answer, dict) and "error" not in answer:
-        ax = fig.add_subplot(grid[1, columns // 3 : 2 * columns // 3])
+        ax = fig.add_subplot(grid[last, columns // 3 : 2 * columns // 3])
         labels, probs = list(answer)[::-1], list(answer.values())[::-1]
         ax.barh([str(label)[:18] for label in labels], probs, color="tab:green")
         ax.set_title("postprocess: answer", fontsize=9)
         ax.tick_params(labelsize=7)
     elif answer is not None:
-        ax = fig.add_subplot(grid[1, columns // 3 : 2 * columns // 3])
+        ax = fig.add_subplot(grid[last, columns // 3 : 2 * columns // 3])
         heading = "rejected" if position is None else "postprocess"
         message = answer["error"] if isinstance(answer, dict) and "error" in answer else answer
         text = textwrap.fill(str(message), 40)[:240]
         ax.text(0.5, 0.5, f"{heading}:\n{text}", ha="center", va="center", fontsize=8)
         ax.axis("off")
-    ax = fig.add_subplot(grid[1, 2 * columns // 3 :])
+    ax = fig.add_subplot(grid[last, 2 * columns // 3 :])
     stages = [r for r in records if r.kind == "stage"]
+    millis = [r.seconds * 1000 for r in stages]
     ax.barh(
         [r.stage for r in stages][::-1],
-        [r.seconds * 1000 for r in stages][::-1],
+        millis[::-1],
         color=[STAGE_COLORS.get(r.stage, "tab:gray") for r in stages][::-1],
     )
-    ax.set_xlabel("ms")
+    _log_milliseconds(ax, millis)
     ax.set_title("time per stage", fontsize=9)
     fig.suptitle(f"request {row}: preprocess -> inference -> postprocess")
-    fig.tight_layout()
     return fig
 
 
@@ -228,7 +286,9 @@ def _draw_step(ax, record: StageRecord, fontsize: int) -> None:
     """A step's output as a picture, titled with the step and what it produced."""
     picture = as_picture(record.output)
     ax.imshow(picture, cmap="gray" if picture.ndim == 2 else None)
-    ax.set_title(f"{record.stage}\n{_shape(record)}", fontsize=fontsize)
+    note = rescale_note(record.output)
+    title = f"{record.stage}\n{_shape(record)}" + (f"\n{note}" if note else "")
+    ax.set_title(title, fontsize=fontsize)
     ax.axis("off")
 
 
@@ -280,9 +340,10 @@ def show_explanation(image, attributions, title: str = "explain") -> Figure:
     scale = float(torch.quantile(summed.abs().flatten(), 0.99)) or 1.0
     picture = as_picture(image)
     gray = picture.mean(-1) if picture.ndim == 3 else picture
-    fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.6))
+    fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.8), layout="constrained")
     axes[0].imshow(picture, cmap="gray" if picture.ndim == 2 else None)
-    axes[0].set_title("the model's input", fontsize=9)
+    note = rescale_note(image)
+    axes[0].set_title("the model's input" + (f"\n{note}" if note else ""), fontsize=9)
     for ax, sign, cmap, name in ((axes[1], 1, "Greens", "for"), (axes[2], -1, "Reds", "against")):
         ax.imshow(gray, cmap="gray", alpha=0.35)
         evidence = ((sign * summed).clamp(min=0) / scale).clamp(max=1)
@@ -295,7 +356,6 @@ def show_explanation(image, attributions, title: str = "explain") -> Figure:
         "stronger pixels clipped)",
         fontsize=9,
     )
-    fig.tight_layout()
     return fig
 
 

@@ -94,3 +94,54 @@ def test_trace_show_finds_a_request_behind_a_rejected_one(densenet, photo_rows):
     plt.close(fig)
     with pytest.raises(ValueError, match="request 0 was rejected"):
         viz.show_steps(t, row=0)
+
+
+def test_rescaled_pictures_say_so_on_the_figure(traced):
+    t, _ = traced
+    fig = viz.show_steps(t, row=0)
+    titles = _titles(fig)
+    normalize = next(title for title in titles if title.startswith("Normalize"))
+    to_tensor = next(title for title in titles if title.startswith("ToTensor"))
+    assert "rescaled: -" in normalize and "-> black..white" in normalize
+    assert "rescaled: 0.00.." in to_tensor
+    resize = next(title for title in titles if title.startswith("Resize"))
+    assert "rescaled" not in resize  # a PIL image is drawn as it is
+    plt.close(fig)
+
+
+def test_show_channels_draws_every_channel_on_one_scale(traced):
+    t, _ = traced
+    tensor = t.find("Normalize", row=0).output
+    fig = viz.show_channels(tensor, "Normalize: channels")
+    limits = {ax.images[0].get_clim() for ax in fig.axes}
+    assert len(limits) == 1
+    low, high = limits.pop()
+    assert low == pytest.approx(float(tensor.min())) and high == pytest.approx(float(tensor.max()))
+    assert "one shared scale" in fig._suptitle.get_text()
+    plt.close(fig)
+
+
+def test_timelines_are_log_scaled_so_every_bar_shows(traced):
+    t, _ = traced
+    for fig in (viz.show_timeline(t), t.show(row=0)):
+        timed = [ax for ax in fig.axes if ax.get_xlabel() == "ms, log scale"]
+        assert timed and all(ax.get_xscale() == "log" for ax in timed)
+        for ax in timed:
+            shortest = min(bar.get_width() for bar in ax.patches)
+            assert ax.get_xlim()[0] < shortest
+        plt.close(fig)
+
+
+def test_long_step_strips_wrap_into_rows(densenet, photo_rows):
+    from handlerkit import Context, UploadedDigitClassifier, samples
+
+    handler = UploadedDigitClassifier()
+    context = Context.local(samples.MNIST_DIR)
+    handler.initialize(context)
+    with handlerkit.trace(handler) as t:
+        handler.handle([{"data": samples.digit_png(3)}], context)
+    fig = viz.show_steps(t)
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    grid = panels[0].get_subplotspec().get_gridspec()
+    assert len(panels) > viz.STEP_COLUMNS and grid.ncols <= viz.STEP_COLUMNS and grid.nrows >= 2
+    plt.close(fig)
