@@ -8,9 +8,11 @@ learner was asked for) and says which part is right; the messages name the usual
 from __future__ import annotations
 
 import inspect
+import io
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from .. import Context, digits, samples
 from . import NotYet, Wrong, exercise
@@ -285,3 +287,202 @@ def check_wrong_digit(answer) -> list[str]:
         f"digit {index}: label {label}, answered {said}",
         "both explanations are the right maps",
     ]
+
+
+# ---- 04 · serve the handler with TorchServe -----------------------------------------------------
+
+
+def blank_png() -> bytes:
+    return samples.encode(Image.new("L", (28, 28), 255), "PNG")
+
+
+@exercise("04.blank_in_batch", "send a blank page inside a batch; name the step that raises")
+def check_blank_in_batch(answer) -> list[str]:
+    if not isinstance(answer, tuple) or len(answer) != 2:
+        raise Wrong("answer (the served answers, the name of the step that raises)")
+    answers, step = answer
+    if step is None or step is ...:
+        raise NotYet("name the step of digits.UPLOAD_STEPS that raises on a blank page")
+    image = Image.open(io.BytesIO(blank_png()))
+    raising = None
+    for name, function in digits.UPLOAD_STEPS:
+        try:
+            image = function(image)
+        except ValueError:
+            raising = name
+            break
+    if not answers or answers[-1].status != 400:
+        got = answers[-1].status if answers else "nothing"
+        raise Wrong(f"the last answer should be the blank page's: a 400, got {got}")
+    if "no ink" not in str(answers[-1].body):
+        raise Wrong(
+            f"the blank page's 400 should say why (no ink); it says {answers[-1].body!r:.80}"
+        )
+    if len(answers) < 2 or any(a.status != 200 for a in answers[:-1]):
+        raise Wrong("send the blank page with digits in the same batch: the digits must get 200s")
+    if step != raising:
+        raise Wrong(f"{step!r} does not raise on a blank page: step through digits.UPLOAD_STEPS")
+    return [
+        f"{len(answers) - 1} digits answered 200 beside the blank page's 400 (no ink)",
+        f"{raising} is the step that raises",
+    ]
+
+
+@exercise("04.manifest", "write read_manifest(mar): the model entry of a .mar's MANIFEST.json")
+def check_manifest(read_manifest) -> list[str]:
+    import json
+    import tempfile
+    import zipfile
+    from pathlib import Path
+
+    model = {"modelName": "fresh", "serializedFile": "w.pt", "handler": "h.py", "modelVersion": "7"}
+    with tempfile.TemporaryDirectory() as work:
+        mar = Path(work) / "fresh.mar"
+        with zipfile.ZipFile(mar, "w") as archive:
+            archive.writestr(
+                "MAR-INF/MANIFEST.json", json.dumps({"runtime": "python", "model": model})
+            )
+            archive.writestr("h.py", "# a handler\n")
+        got = read_manifest(mar)
+    if got is None:
+        raise NotYet("read_manifest returns None: return the manifest's model entry")
+    if isinstance(got, dict) and "model" in got:
+        raise Wrong("that is the whole manifest: answer only its 'model' entry")
+    if got != model:
+        raise Wrong(f"a fresh .mar's model entry is {model}; read_manifest gave {got!r:.120}")
+    return ["a fresh .mar: its model entry, read from MAR-INF/MANIFEST.json"]
+
+
+# ---- 06 · your own handler, offline -------------------------------------------------------------
+
+
+def one_of_each_label() -> dict[int, bytes]:
+    """One held-out digit PNG per label 0..9."""
+    found: dict[int, bytes] = {}
+    for index in range(0, 5000, 5):
+        found.setdefault(samples.digit_label(index), samples.digit_png(index))
+        if len(found) == 10:
+            return dict(sorted(found.items()))
+    return dict(sorted(found.items()))
+
+
+@exercise("06.postprocess_bug", "put the bug in postprocess: which stage, which digits still 200")
+def check_postprocess_bug(answer) -> list[str]:
+    import tempfile
+    from pathlib import Path
+
+    from ..offline import OfflineServer
+    from .capstone import model_folder
+
+    if not isinstance(answer, dict) or set(answer) != {"handler", "stage", "ok_labels"}:
+        raise Wrong("answer {'handler': source, 'stage': name, 'ok_labels': set of labels}")
+    with tempfile.TemporaryDirectory() as work:
+        folder = model_folder(answer["handler"], Path(work))
+        with OfflineServer({"buggy": folder}) as offline:
+            if offline.load_error("buggy") is not None:
+                raise Wrong(f"your handler does not load: {offline.load_error('buggy').message}")
+            answers = {
+                label: offline.predict("buggy", png) for label, png in one_of_each_label().items()
+            }
+    stages = {a.error.stage for a in answers.values() if a.error is not None}
+    ok = {label for label, a in answers.items() if a.status == 200}
+    if stages != {"postprocess"}:
+        raise Wrong(
+            f"the bug must be in postprocess; your handler fails in {sorted(stages) or 'nothing'}"
+        )
+    if answer["stage"] != "postprocess":
+        raise Wrong(f"answer.error.stage names 'postprocess', not {answer['stage']!r}")
+    if set(answer["ok_labels"]) != ok:
+        raise Wrong(f"ok_labels {sorted(answer['ok_labels'])} are not the labels answered 200")
+    return [f"the bug fails in postprocess; labels {sorted(ok)} still get 200"]
+
+
+@exercise("06.multipart", "write multipart(png): a form body and headers TorchServe reads as data")
+def check_multipart(multipart) -> list[str]:
+    from ..offline import OfflineServer
+
+    png = samples.digit_png(1805)
+    got = multipart(png)
+    if got is None:
+        raise NotYet("multipart returns None: return (body bytes, headers dict)")
+    if not isinstance(got, tuple) or len(got) != 2 or not isinstance(got[0], (bytes, bytearray)):
+        raise Wrong(f"answer (body as bytes, headers as a dict); got {got!r:.80}")
+    body, headers = got
+    kind = {k.lower(): v for k, v in dict(headers).items()}.get("content-type", "")
+    if not kind.startswith("multipart/form-data") or "boundary=" not in kind:
+        raise Wrong(f"Content-Type must be multipart/form-data; boundary=...; got {kind!r}")
+    with OfflineServer({"mnist": samples.MNIST_DIR}) as offline:
+        plain = offline.predict("mnist", png, {"Content-Type": "image/png"})
+        form = offline.predict("mnist", bytes(body), dict(headers))
+    if (form.status, form.body) != (plain.status, plain.body):
+        raise Wrong(
+            f"the form was answered {form.status} {form.text[:100]}, the PNG {plain.status}: "
+            "is the field named data, and the boundary the one in the header?"
+        )
+    return ["a fresh PNG sent as a form: the same status and bytes as sent plain"]
+
+
+# ---- 07 · where your handler goes next ----------------------------------------------------------
+
+
+@exercise(
+    "07.everywhere", "write ask_everywhere(body): {engine: (status, bytes)} from every server"
+)
+def check_everywhere(ask_everywhere) -> list[str]:
+    from ..offline import OfflineServer
+
+    sent = {
+        "digit 2810": samples.digit_png(2810),
+        "blank page": blank_png(),
+        "not an image": b"oops",
+    }
+    with OfflineServer({"mnist": samples.MNIST_DIR}) as offline:
+        want = {name: offline.predict("mnist", body) for name, body in sent.items()}
+    passed = []
+    for name, body in sent.items():
+        got = ask_everywhere(body)
+        if got is None:
+            raise NotYet("ask_everywhere returns None: return {engine: (status, body bytes)}")
+        if not isinstance(got, dict) or len(got) < 3:
+            raise Wrong(f"answer one (status, bytes) per engine, for all three; got {got!r:.100}")
+        for engine, answer in got.items():
+            status, data = answer[0], answer[-1]
+            if not isinstance(data, (bytes, bytearray)):
+                raise Wrong(f"{engine}: answer the body's bytes, not {type(data).__name__}")
+            if (status, bytes(data)) != (want[name].status, want[name].body):
+                raise Wrong(
+                    f"{name}: {engine} answered {status} {bytes(data)[:60]!r}, "
+                    f"TorchServe's rules say {want[name].status} {want[name].body[:60]!r}"
+                )
+        passed.append(
+            f"{name}: {', '.join(got)} all answer {want[name].status} with the same bytes"
+        )
+    return passed
+
+
+@exercise("07.litapi", "write DigitAPI: setup, decode_request, predict, encode_response")
+def check_litapi(api_class) -> list[str]:
+    import base64
+
+    from .. import UploadedDigitClassifier
+
+    api = api_class()
+    api.setup("cpu")
+    reference, context = UploadedDigitClassifier.for_folder(samples.MNIST_DIR)
+    sent = {f"digit {i}": samples.digit_png(i) for i in (15, 1230, 3335, 4440)}
+    sent["photo of digit 700"] = photo_of(700)
+    for name, data in sent.items():
+        request = {"data": base64.b64encode(data).decode()}
+        x = api.decode_request(request)
+        if x is None:
+            raise NotYet("decode_request returns None: decode the base64 and prepare the upload")
+        answer = api.encode_response(api.predict(x))
+        if answer is None:
+            raise NotYet("predict or encode_response returns None")
+        want = reference.handle([{"data": data}], context.for_requests([{}]))[0]["digit"]
+        if not isinstance(answer, dict) or answer.get("digit") != want:
+            raise Wrong(
+                f"{name}: your API answers {answer!r:.80}, the handler {{'digit': {want}}}"
+                f"{' (is the digit an int?)' if isinstance(answer, dict) else ''}"
+            )
+    return [f"{len(sent)} fresh uploads, a photo among them: the same digit as the handler"]
