@@ -1,5 +1,5 @@
 """The checks of the series' exercises, one function per exercise, registered by name.
-Sits on top of handlers, offline, serve and engines; `check` imports it on first use.
+Sits on top of the handlers, offline and serve; `check` imports it on first use.
 
 Each check calls the learner's function on fresh inputs of its own (or recomputes the value the
 learner was asked for) and says which part is right; the messages name the usual mistakes.
