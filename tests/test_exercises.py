@@ -335,6 +335,11 @@ def test_07_litapi():
 
     fails("07.litapi", NoInvert, "photo of digit 700")
 
+    class Empty(api.__mro__[1]):  # the student notebook's `class DigitAPI(ls.LitAPI): ...`
+        ...
+
+    assert exercises.check("07.litapi", Empty).status == "not yet"
+
 
 # ---- 08 ----------------------------------------------------------------------------------------
 

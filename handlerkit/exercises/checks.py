@@ -466,6 +466,13 @@ def check_litapi(api_class) -> list[str]:
 
     from .. import UploadedDigitClassifier
 
+    methods = ("setup", "decode_request", "predict", "encode_response")
+    written = [m for m in methods if m in vars(api_class)]
+    if not written:
+        raise NotYet(f"{api_class.__name__} has none of {', '.join(methods)} yet: write them")
+    if len(written) < len(methods):
+        missing = [m for m in methods if m not in written]
+        raise Wrong(f"{api_class.__name__} still needs {', '.join(missing)}")
     api = api_class()
     api.setup("cpu")
     reference, context = UploadedDigitClassifier.for_folder(samples.MNIST_DIR)
