@@ -467,7 +467,10 @@ def check_litapi(api_class) -> list[str]:
     from .. import UploadedDigitClassifier
 
     methods = ("setup", "decode_request", "predict", "encode_response")
-    written = [m for m in methods if m in vars(api_class)]
+    own = [
+        k for k in api_class.__mro__ if k is not object and not k.__module__.startswith("litserve")
+    ]
+    written = [m for m in methods if any(m in vars(k) for k in own)]
     if not written:
         raise NotYet(f"{api_class.__name__} has none of {', '.join(methods)} yet: write them")
     if len(written) < len(methods):
