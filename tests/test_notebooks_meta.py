@@ -1,7 +1,8 @@
 """The notebooks' shape, checked without running them (nbval runs them; this reads the files).
 
 Each notebook is saved after a top-to-bottom run, so pictures show on first open; it sets the
-device switch near the top, ends with Summary and Exercises, and stores no machine-specific paths.
+device switch near the top, ends with Summary, Exercises (at least two checked ones) and, when it
+has one, its Clean-up, and stores no machine-specific paths. The worked solutions (solutions/) too.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ import nbformat
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
+PATHS = sorted(NOTEBOOKS.glob("*.ipynb")) + sorted(NOTEBOOKS.glob("solutions/*.ipynb"))
+CHECK = re.compile(r"^exercises\.check\(", re.M)
+# Notebooks whose checked exercises are being written on another branch (notebooks 01 and 02);
+# a notebook may only be listed here while it has no worked solution.
+NOT_YET_CHECKED = {"01_densenet_default_handler.ipynb", "02_basehandler_step_by_step.ipynb"}
 DEVICE_SWITCH = re.compile(r"^DEVICE\s*=.*\btorch\.cuda\.is_available\(\)", re.M)
 HEADING = re.compile(r"^##\s+(.+?)\s*$", re.M)
 
@@ -36,9 +41,11 @@ def output_text(cell) -> str:
     return "\n".join(p if isinstance(p, str) else "".join(p) for p in parts)
 
 
-@pytest.fixture(params=PATHS, ids=[p.name for p in PATHS])
+@pytest.fixture(params=PATHS, ids=[str(p.relative_to(NOTEBOOKS)) for p in PATHS])
 def notebook(request):
-    return nbformat.read(request.param, as_version=4)
+    notebook = nbformat.read(request.param, as_version=4)
+    notebook.metadata["path"] = request.param  # for the tests that need the file's name
+    return notebook
 
 
 def test_there_are_notebooks():
@@ -72,13 +79,44 @@ def test_device_switch_near_the_top(notebook):
     )
 
 
-def test_ends_with_summary_and_exercises(notebook):
-    last_code = max(i for i, c in enumerate(notebook.cells) if c.cell_type == "code")
-    tail = [c for c in notebook.cells[last_code + 1 :] if c.cell_type == "markdown"]
-    headings = [h for cell in tail for h in HEADING.findall(cell.source)]
-    assert headings[-2:] == ["Summary", "Exercises"], (
-        f"the ## headings after the last code cell are {headings}; "
-        "end with ## Summary, then ## Exercises"
+def headings(cell) -> list[str]:
+    return HEADING.findall(cell.source) if cell.cell_type == "markdown" else []
+
+
+def test_ends_with_summary_exercises_and_clean_up(notebook):
+    last = [(i, h) for i, cell in enumerate(notebook.cells) for h in headings(cell)]
+    names = [h for _, h in last]
+    tail = names[-3:] if names and names[-1].startswith("Clean-up") else names[-2:] + [None]
+    assert tail[:2] == ["Summary", "Exercises"], (
+        f"the last ## headings are {names[-3:]}; end with ## Summary, ## Exercises (the checked "
+        "exercises), then ## Clean-up when the notebook has something to clean up"
+    )
+    summary = max(i for i, h in last if h == "Summary")
+    exercises = max(i for i, h in last if h == "Exercises")
+    between = [c for c in notebook.cells[summary:exercises] if c.cell_type == "code"]
+    assert not between, "no code between ## Summary and ## Exercises"
+    end = max(i for i, h in last if h == tail[2]) if tail[2] else len(notebook.cells)
+    checks = [
+        c for c in notebook.cells[exercises:end] if c.cell_type == "code" and CHECK.search(c.source)
+    ]
+    name = notebook.metadata["path"].name
+    if name in NOT_YET_CHECKED:
+        assert not (NOTEBOOKS / "solutions" / name).exists(), f"{name} has a solution: unlist it"
+        return
+    assert len(checks) >= 2, (
+        f"{len(checks)} checked exercises after ## Exercises: at least two cells must call "
+        'exercises.check("NN.name", answer), and the clean-up must come after them'
+    )
+
+
+def test_every_notebook_has_a_worked_solution():
+    missing = [
+        p.name
+        for p in NOTEBOOKS.glob("*.ipynb")
+        if p.name not in NOT_YET_CHECKED and not (NOTEBOOKS / "solutions" / p.name).is_file()
+    ]
+    assert not missing, (
+        f"no solutions/ notebook for {missing}: the student notebooks are built from one"
     )
 
 
