@@ -77,6 +77,7 @@ class DigitPlayground(widgets.VBox):
         self.clear_button = widgets.Button(description="Clear", icon="eraser")
         self.explain_button = widgets.Button(description="Explain", icon="search")
         self.explanation = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.explanation_box = widgets.VBox()  # shows `explanation` once there is one
         self.attributions = None  # the last explanation's answer (one map per input channel)
         self._last_data: bytes | None = None
         self.status = widgets.HTML("Upload an image of a digit, or draw one and release the mouse.")
@@ -96,7 +97,7 @@ class DigitPlayground(widgets.VBox):
                 widgets.HBox([self.upload, self.status]),
                 widgets.HBox([pad_box, self.bars]),
                 self.figure,
-                self.explanation,
+                self.explanation_box,
             ]
         )
 
@@ -110,6 +111,7 @@ class DigitPlayground(widgets.VBox):
             answer = self.handler.handle([{"data": data}], context)[0]
         self.trace, self.answer, self._last_data = t, answer, data
         self.explanation.value, self.attributions = b"", None
+        self.explanation_box.children = ()
         if isinstance(answer, dict) and "error" in answer:
             self.prediction = None
             message = html.escape(answer["error"])
@@ -148,6 +150,7 @@ class DigitPlayground(widgets.VBox):
         picture = steps[-1].output
         figure = viz.show_explanation(picture, answer, title=f"what the model looked at: {target}")
         self.explanation.value = _figure_png(figure)
+        self.explanation_box.children = (self.explanation,)
         return answer
 
     def classify_drawing(self) -> dict | None:
