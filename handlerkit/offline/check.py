@@ -7,8 +7,10 @@ then loads the model through `ts`'s own loader and explains what it raised.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,9 +212,6 @@ def _handler_import_error(path: Path, manifest: dict) -> str:
     handler_file = _handler_file(path, manifest.get("model", {}).get("handler", ""))
     if handler_file is None:
         return "no such handler file or builtin"
-    import importlib.util
-    import sys
-
     spec = importlib.util.spec_from_file_location("_handlerkit_check_handler", handler_file)
     module = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(path))

@@ -51,7 +51,7 @@ class OfflineServer:
         self.gpu_id = gpu_id
         self.limit_max_image_pixels = limit_max_image_pixels
         self.workers: dict[str, Worker] = {}
-        self._finalizer = None
+        weakref.finalize(self, _close_all, self.workers)  # unpacked folders go with the server
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> OfflineServer:
@@ -72,14 +72,11 @@ class OfflineServer:
                     self.gpu_id,
                     self.limit_max_image_pixels,
                 )
-        self._finalizer = weakref.finalize(self, _close_all, list(self.workers.values()))
         return self
 
     def close(self) -> None:
         """Drop the handlers and remove the unpacked folders."""
-        if self._finalizer is not None:
-            self._finalizer()
-        self.workers.clear()
+        _close_all(self.workers)
 
     def batch_size(self, name: str) -> int | None:
         return _for(self._batch_size, name)
@@ -156,6 +153,7 @@ def _for(setting, name: str):
     return setting.get(name) if isinstance(setting, Mapping) else setting
 
 
-def _close_all(workers: list[Worker]) -> None:
-    for worker in workers:
+def _close_all(workers: dict[str, Worker]) -> None:
+    for worker in workers.values():
         worker.close()
+    workers.clear()
