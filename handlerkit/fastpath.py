@@ -1,13 +1,15 @@
 """The tensor fast path: an ImageClassifier whose preprocess runs on tensors instead of PIL images.
 
-Per image: decode (torchvision, on the CPU) -> to the device -> Resize -> CenterCrop, on uint8;
-then for the batch: stack -> ToDtype (0..1 floats) -> Normalize. Close to the PIL path, not equal.
+Per image: decode (torchvision; Pillow for BMP, TIFF, PPM and 16-bit PNGs) -> to the device ->
+Resize -> CenterCrop, on uint8; then for the batch: stack -> ToDtype (0..1 floats) -> Normalize.
+Close to the PIL path, not equal.
 """
 
 from __future__ import annotations
 
 import re
 
+import numpy as np
 import torch
 import torchvision.io
 import torchvision.transforms.v2.functional as TF
@@ -27,6 +29,9 @@ from .images import (
 
 # What torchvision.io.decode_image reads; other formats (BMP, TIFF, ...) are decoded by Pillow.
 TORCHVISION_FORMATS = {"JPEG", "PNG", "GIF", "WEBP"}
+
+# Pixels converted at a time when a Pillow image becomes a tensor (about 12 MB of RGB).
+BAND_PIXELS = 1 << 22
 
 
 class TensorImageClassifier(ImageClassifier):
@@ -69,9 +74,10 @@ class TensorImageClassifier(ImageClassifier):
         """Image bytes -> uint8 (3, H, W) RGB on the CPU; the header is checked before decoding."""
         limit = self.max_image_pixels
         image_format = read_header(payload, limit, self.image_formats)
-        if image_format not in TORCHVISION_FORMATS:
-            image = decode_image(payload, limit, self.image_formats)
-            return TF.pil_to_tensor(convert_mode(image, "RGB"))
+        if image_format not in TORCHVISION_FORMATS or is_16_bit_png(payload):
+            # torchvision would decode a 16-bit PNG as a uint16 RGB copy (6 bytes a pixel) and
+            # scale it in one piece: Pillow's decoder and a band-wise conversion cost far less.
+            return rgb_tensor(decode_image(payload, limit, self.image_formats))
         encoded = torch.frombuffer(bytearray(payload), dtype=torch.uint8)
         try:  # upright as the camera asked, like the PIL path (TorchServe ignores EXIF)
             image = torchvision.io.decode_image(
@@ -101,6 +107,26 @@ class TensorImageClassifier(ImageClassifier):
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         return TF.normalize(images, self.mean, self.std)
+
+
+def rgb_tensor(image) -> torch.Tensor:
+    """A Pillow image of any 8-bit mode -> uint8 (3, H, W) RGB, as `pil_to_tensor(convert("RGB"))`.
+
+    Converts a band of rows at a time into the tensor, so the whole RGB copy of a large image and
+    its tensor are never alive together (an 81-megapixel upload: 243 MB less at the peak).
+    """
+    width, height = image.size
+    out = torch.empty((height, width, 3), dtype=torch.uint8)
+    rows = max(1, BAND_PIXELS // max(1, width))
+    for top in range(0, height, rows):
+        band = convert_mode(image.crop((0, top, width, min(height, top + rows))), "RGB")
+        out[top : top + band.height] = torch.from_numpy(np.array(band))
+    return out.permute(2, 0, 1)
+
+
+def is_16_bit_png(data: bytes | bytearray) -> bool:
+    """Whether a PNG's header says 16 bits per sample (byte 24, the IHDR chunk's bit depth)."""
+    return bytes(data[:8]) == b"\x89PNG\r\n\x1a\n" and len(data) > 24 and data[24] == 16
 
 
 def read_header(

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
+import numpy as np
 import pytest
 import torch
+import torchvision.transforms.v2.functional as TF
 from PIL import Image
 
 import handlerkit
-from handlerkit import Context, ImageClassifier, samples
+from handlerkit import Context, ImageClassifier, fastpath, samples
 from handlerkit.fastpath import TensorImageClassifier, compare_paths
 
 # Tolerance: torch's antialiased bilinear resize of uint8 rounds like Pillow's but not always to
@@ -81,6 +85,48 @@ def test_other_modes_and_formats_decode_as_their_rgb_conversion(fast_densenet, m
     data = _encoded(mode, fmt)
     rgb = samples.encode(Image.open(io.BytesIO(data)).convert("RGB"), "PNG")
     assert handler.decode(data).equal(handler.decode(rgb))  # BMP: decoded by Pillow instead
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "RGBA", "CMYK", "RGB", "I;16"])
+def test_a_pillow_image_becomes_its_rgb_tensor_band_by_band(monkeypatch, mode):
+    monkeypatch.setattr(fastpath, "BAND_PIXELS", 5000)  # 11 rows a band: many bands, a short one
+    image = samples.photo("chelsea")
+    if mode == "P":
+        image = image.convert("P", palette=Image.Palette.ADAPTIVE)
+        image.info["transparency"] = 0
+    elif mode == "I;16":
+        image = image.convert("L")
+        image = Image.fromarray(np.asarray(image).astype(np.uint16) * 257)
+        image = fastpath.decode_image(samples.encode(image, "PNG"))  # scaled back to 8 bits
+    else:
+        image = image.convert(mode)
+    expected = TF.pil_to_tensor(image.convert("RGB"))
+    assert fastpath.rgb_tensor(image).equal(expected)
+
+
+def _png_16_bit_rgb(pixels: np.ndarray) -> bytes:
+    """A 48-bit RGB PNG written by hand (Pillow writes 16-bit grey only)."""
+    height, width, _ = pixels.shape
+    raw = b"".join(b"\x00" + pixels[y].astype(">u2").tobytes() for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
+
+
+def test_16_bit_pngs_decode_as_the_8_bit_image_they_scale_to(fast_densenet):
+    handler, _ = fast_densenet
+    rgb = np.asarray(samples.photo("chelsea").convert("RGB").resize((64, 48)))
+    sixteen_rgb = _png_16_bit_rgb(rgb.astype(np.uint32) * 257)
+    grey = rgb[..., 0]
+    sixteen_grey = samples.encode(Image.fromarray(grey.astype(np.uint16) * 257), "PNG")
+    assert fastpath.is_16_bit_png(sixteen_rgb) and fastpath.is_16_bit_png(sixteen_grey)
+    assert not fastpath.is_16_bit_png(samples.encode(Image.fromarray(grey), "PNG"))
+    assert handler.decode(sixteen_rgb).equal(torch.from_numpy(rgb.copy()).permute(2, 0, 1))
+    assert handler.decode(sixteen_grey).equal(torch.from_numpy(grey.copy()).expand(3, -1, -1))
 
 
 def test_bad_rows_get_their_own_error_and_the_rest_are_answered(fast_densenet, photo_rows):
