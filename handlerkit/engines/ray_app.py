@@ -1,8 +1,9 @@
 """Ray Serve: TorchServe's inference API as a Ray Serve application, one deployment per model.
 
-`Frontend` (the ingress) is TorchServe's frontend: it answers what the frontend answers itself and
-sends each admitted request to its model's deployment; `ModelReplica.predict` is `@serve.batch`ed,
-so a replica runs `ts`'s worker once per Ray batch. Models travel as `.mar` bytes, so replicas
+The first model's deployment is also the ingress, TorchServe's frontend: it answers what the
+frontend answers itself, batches its own requests and sends the others to their model's
+deployment; `ModelReplica.predict` is `@serve.batch`ed, so a replica runs `ts`'s worker once per
+Ray batch. Models travel as `.mar` bytes, so replicas
 load them on any node of a cluster (`--address`), each replica holding its own copy.
 """
 
@@ -31,11 +32,16 @@ from .wire import http_response
 
 APP_NAME = "handlerkit"
 QUEUE_PER_REPLICA = 256  # requests a model replica holds (TorchServe's job queue is 100)
+INGRESS_QUEUE = 10_000  # the ingress replicas also hold the requests for the other models
 
 
 @serve.deployment(max_ongoing_requests=QUEUE_PER_REPLICA)
 class ModelReplica:
     """One replica of a model: its own unpacked `.mar` and `ts` worker.
+
+    The first model's replicas are also the ingress (`__call__`, TorchServe's frontend rules):
+    its own requests go straight to its batch, the other models' to their deployments. A
+    separate frontend deployment would cost every request one more hop between Ray processes.
 
     Args:
         name: The model name.
@@ -43,19 +49,38 @@ class ModelReplica:
         batch_size: Largest Ray batch (`@serve.batch`'s `max_batch_size`).
         max_batch_delay: Milliseconds to fill a batch (`batch_wait_timeout_s`).
         threads: torch's intra-op threads; None keeps Ray's (OMP_NUM_THREADS = reserved CPUs).
+        others: The ingress only: the other models' deployment handles, by name.
     """
 
     def __init__(
-        self, name: str, archive: bytes, batch_size: int, max_batch_delay: int, threads: int | None
+        self,
+        name: str,
+        archive: bytes,
+        batch_size: int,
+        max_batch_delay: int,
+        threads: int | None,
+        others: dict | None = None,
     ) -> None:
         if threads:
             import torch
 
             torch.set_num_threads(threads)
+        self.name, self.others = name, others or {}
         self.folder = _unpack(name, archive)
         self.worker = Worker(name, self.folder, batch_size, _gpu_id())
         self.predict.set_max_batch_size(batch_size)
         self.predict.set_batch_wait_timeout_s(max_batch_delay / 1000)
+
+    async def __call__(self, request: Request) -> Response:
+        """The ingress: TorchServe's frontend rules, then this model's batch or another's."""
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        models = {self.name, *self.others}
+        outcome = admit(path, await request.body(), dict(request.headers), models)
+        if isinstance(outcome, Answer):
+            return http_response(outcome)
+        if outcome.model == self.name:
+            return http_response(await self.predict(outcome.request))
+        return http_response(await self.others[outcome.model].predict.remote(outcome.request))
 
     @serve.batch(max_batch_size=1, batch_wait_timeout_s=0.0)
     async def predict(self, batch: list[RequestInput]) -> list[Answer]:
@@ -66,39 +91,28 @@ class ModelReplica:
         self.worker.close()
 
 
-@serve.deployment(max_ongoing_requests=10_000, ray_actor_options={"num_cpus": 0})
-class Frontend:
-    """The ingress: TorchServe's frontend rules, then the model's deployment."""
-
-    def __init__(self, models: dict) -> None:
-        self.models = models  # name -> DeploymentHandle
-
-    async def __call__(self, request: Request) -> Response:
-        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        outcome = admit(path, await request.body(), dict(request.headers), self.models)
-        if not isinstance(outcome, Answer):
-            outcome = await self.models[outcome.model].predict.remote(outcome.request)
-        return http_response(outcome)
-
-
 def application(specs: list[ModelSpec], settings: Settings):
-    """The Serve application: a `ModelReplica` deployment per model behind one `Frontend`.
+    """The Serve application: a `ModelReplica` deployment per model, the first one the ingress.
 
     On a local Ray, replicas use as many torch threads as a TorchServe worker here would (Ray
     gives a replica one per reserved CPU), so they compute the same floats, bit for bit.
     """
     threads = None if settings.address else _torch_threads()
-    models = {}
-    for spec in specs:
-        deployment = ModelReplica.options(
-            name=f"model-{spec.name}",
-            num_replicas=settings.replicas,
-            max_ongoing_requests=max(QUEUE_PER_REPLICA, 2 * spec.batch_size),
+
+    def deployment(spec: ModelSpec, queue: int, others: dict | None = None):
+        options = ModelReplica.options(
+            name=f"model-{spec.name}", num_replicas=settings.replicas, max_ongoing_requests=queue
         )
-        models[spec.name] = deployment.bind(
-            spec.name, archive_bytes(spec), spec.batch_size, spec.max_batch_delay, threads
+        archive = archive_bytes(spec)
+        return options.bind(
+            spec.name, archive, spec.batch_size, spec.max_batch_delay, threads, others
         )
-    return Frontend.options(num_replicas=settings.replicas).bind(models)
+
+    first, *rest = specs
+    others = {
+        spec.name: deployment(spec, max(QUEUE_PER_REPLICA, 2 * spec.batch_size)) for spec in rest
+    }
+    return deployment(first, INGRESS_QUEUE, others)
 
 
 def archive_bytes(spec: ModelSpec) -> bytes:
