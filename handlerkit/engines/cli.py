@@ -10,6 +10,7 @@ import argparse
 import os
 import signal
 import sys
+from pathlib import Path
 
 from .models import ENGINES, HOST, ModelSpec, Settings, parse_models, per_model
 
@@ -60,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"handlerkit serve: {error}", file=sys.stderr)
         return 2
     settings = Settings(args.port, args.host, args.replicas, args.address)
+    if args.engine == "ray" and args.address:
+        use_cluster_token()
     run_forever = _engine(args.engine)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` cleans up as Ctrl-C does
     try:
@@ -74,6 +77,21 @@ def serve_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m handlerkit")
     add_parser(parser.add_subparsers(dest="command", required=True))
     return run(parser.parse_args(["serve", *(sys.argv[1:] if argv is None else argv)]))
+
+
+def use_cluster_token() -> None:
+    """Joining a Ray cluster: send its token, as the nodes `ray start` joins do.
+
+    `ray start` turns token authentication on and keeps the token in ~/.ray/auth_token (or
+    RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH), but a driver that joins by address uses it only when
+    RAY_AUTH_MODE says "token" (else the cluster refuses it). Ray reads that setting once, when it
+    is imported, so this runs before. An explicit RAY_AUTH_MODE is kept.
+    """
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN") or path.is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def _engine(engine: str):
