@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from pathlib import Path
 
 BUDGETS = {"uploads": (2.5, 400), "image": (5.0, 700), "tensor": (5.0, 700)}  # seconds, MB
@@ -31,37 +30,17 @@ MAX_UPLOAD = 1_000_000
 
 # ---- the uploads --------------------------------------------------------------------------------
 def png(width: int, height: int, depth: int = 8, colour: int = 0) -> bytes:
-    """A valid all-zero PNG, compressed row by row so that making it stays small."""
-    channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour]
-    line = b"\x00" * (1 + (width * channels * depth + 7) // 8)  # filter byte + one row
-    per_block = max(1, (1 << 22) // len(line))
-    compressor = zlib.compressobj(9)
-    parts, left = [], height
-    while left:
-        rows = min(left, per_block)
-        parts.append(compressor.compress(line * rows))
-        left -= rows
-    idat = b"".join(parts) + compressor.flush()
+    """A valid all-zero PNG (handlerkit.samples.zeros_png, which notebook 09 uses too)."""
+    from handlerkit import samples
 
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + body))
-        return struct.pack(">I", len(body)) + kind + body + crc
-
-    header = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
-    signature = b"\x89PNG\r\n\x1a\n"
-    return signature + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    return samples.zeros_png(width, height, depth, colour)
 
 
 def jpeg_declaring(width: int, height: int) -> bytes:
-    """A 16x16 JPEG whose header says width x height: libjpeg fills the rest with grey."""
-    from PIL import Image
+    """A 16x16 JPEG whose header says width x height (handlerkit.samples.jpeg_declaring)."""
+    from handlerkit import samples
 
-    buffer = io.BytesIO()
-    Image.new("RGB", (16, 16), (200, 200, 200)).save(buffer, "JPEG", quality=50)
-    data = bytearray(buffer.getvalue())
-    sof = data.index(b"\xff\xc0")
-    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
-    return bytes(data)
+    return samples.jpeg_declaring(width, height)
 
 
 def bmp_rle8(width: int, height: int) -> bytes:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import atexit
 import io
 import shutil
+import struct
 import tempfile
+import zlib
 from functools import cache
 from pathlib import Path
 
@@ -76,6 +78,49 @@ def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}) | options)
     return buffer.getvalue()
+
+
+def zeros_png(width: int, height: int, depth: int = 8, colour: int = 0) -> bytes:
+    """A valid PNG of zeros (black): tiny on disk, `width` x `height` once decoded.
+
+    What a decompression bomb looks like: zeros compress about 1000:1, so a 30000x30000 file
+    is about 110 kB. Built row by row with zlib, so making it stays small too.
+
+    Args:
+        width, height: the size the header declares (and the pixels hold).
+        depth: bits per channel (1, 8 or 16).
+        colour: PNG colour type: 0 grey, 2 RGB, 4 grey + alpha, 6 RGBA.
+    """
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour]
+    line = b"\x00" * (1 + (width * channels * depth + 7) // 8)  # filter byte + one row
+    per_block = max(1, (1 << 22) // len(line))
+    compressor = zlib.compressobj(9)
+    parts, left = [], height
+    while left:
+        rows = min(left, per_block)
+        parts.append(compressor.compress(line * rows))
+        left -= rows
+    pixels = b"".join(parts) + compressor.flush()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + body))
+        return struct.pack(">I", len(body)) + kind + body + crc
+
+    header = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
+    signature = b"\x89PNG\r\n\x1a\n"
+    return signature + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def jpeg_declaring(width: int, height: int) -> bytes:
+    """A 16x16 JPEG (about 630 bytes) whose header says `width` x `height`.
+
+    It decodes to the declared size (libjpeg fills the missing rows with grey): a tiny file
+    that costs what its header says.
+    """
+    data = bytearray(encode(Image.new("RGB", (16, 16), (200, 200, 200)), "JPEG", quality=50))
+    start_of_frame = data.index(b"\xff\xc0")
+    data[start_of_frame + 5 : start_of_frame + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
 
 
 @cache

@@ -379,3 +379,45 @@ def test_08_wrong_digit():
     class_0 = digits_handler.handle(rows, digit_context.for_requests([{"explain": "True"}]))[0]
     fails("08.wrong_digit", {**answer, "for_label": class_0}, "it is the map for class 0")
     fails("08.wrong_digit", {**answer, "index": 1200}, "right. Search for one")
+
+
+# ---- 09 ----------------------------------------------------------------------------------------
+
+
+def test_09_decode_payload():
+    decode_payload = answer_of("09", "09.decode_payload", "decode_payload", base64=base64, re=re)
+    passes("09.decode_payload", decode_payload)
+
+    def lenient(text):  # no validate=True: junk text decodes to junk bytes instead of an error
+        body = re.sub(r"^data:[^,]*;base64,", "", text.strip())
+        return base64.b64decode("".join(body.split()))
+
+    fails("09.decode_payload", lenient, "is not base64, but decode_payload returned", "ValueError")
+    fails("09.decode_payload", base64.b64decode, "a data: URL", "strip it first")
+
+    def prefix_kept(text):  # MIME lines handled, the data: URL's prefix decoded along
+        return base64.b64decode("".join(text.split()).replace(":", "").replace(";", ""))
+
+    fails("09.decode_payload", prefix_kept, "a data: URL")
+
+    def stub(text): ...
+
+    assert exercises.check("09.decode_payload", stub).status == "not yet"
+
+
+def test_09_statuses():
+    from handlerkit.exercises.checks import status_quiz
+
+    predicted = answer_of("09", "09.statuses", "predicted")
+    result = passes("09.statuses", predicted)
+    assert "a 1x3000 PNG: 413 Resize(256)" in str(result)
+    everything_fine = {name: 200 for name in status_quiz()}
+    fails(
+        "09.statuses",
+        everything_fine,
+        "1 of 5 right",
+        "coffee.ico: not 200; hint: the bytes are an image, in a format outside the allow-list",
+    )
+    fails("09.statuses", {"coffee.gif": 200}, "answer {name: status} for each upload")
+    unanswered = {name: ... for name in status_quiz()}
+    assert exercises.check("09.statuses", unanswered).status == "not yet"

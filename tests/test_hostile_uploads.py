@@ -218,3 +218,17 @@ def test_the_playground_runs_any_handler_on_its_own_folder(densenet):
     assert example.prediction == samples.digit_label(DIGIT)
     own = Context.local(samples.MNIST_DIR)
     assert DigitPlayground(handler=UploadedDigitClassifier(), context=own).context is own
+
+
+# the hostile files themselves (samples, shared by the bench, the tests and notebook 09)
+def test_hostile_samples_are_what_their_headers_say():
+    small = samples.zeros_png(300, 200, depth=16)
+    image = Image.open(io.BytesIO(small))
+    assert image.size == (300, 200) and image.mode.startswith("I;16")
+    assert np.asarray(image).max() == 0  # valid pixels: all zeros
+    rgba = Image.open(io.BytesIO(samples.zeros_png(40, 30, colour=6)))
+    assert (rgba.mode, rgba.size) == ("RGBA", (40, 30))
+    bomb = samples.zeros_png(30_000, 30_000, depth=1)
+    assert len(bomb) < 120_000 and open_image(bomb, max_pixels=None).size == (30_000, 30_000)
+    jpeg = samples.jpeg_declaring(9000, 6000)
+    assert len(jpeg) < 1000 and open_image(jpeg).size == (9000, 6000)
