@@ -19,7 +19,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from handlerkit import digits, exercises, samples
+from handlerkit import digits, exercises, samples, trace
 from handlerkit.exercises import build
 from handlerkit.offline import OfflineServer
 from handlerkit.serve import Answer
@@ -115,6 +115,147 @@ def test_every_checked_exercise_is_in_a_notebook():
     )
     missing = [name for name in exercises.EXERCISES if f'exercises.check("{name}"' not in cells]
     assert not missing
+
+
+# ---- 01 ----------------------------------------------------------------------------------------
+
+
+def test_01_preprocess():
+    from PIL import Image
+    from torchvision import transforms
+
+    names = {"io": io, "Image": Image, "transforms": transforms}
+    preprocess_one = answer_of("01", "01.preprocess", "preprocess_one", **names)
+    result = passes("01.preprocess", preprocess_one)
+    assert "chelsea as a grayscale JPEG (L)" in str(result)
+    imagenet = transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+
+    def no_convert(data):  # a grayscale photo keeps its one channel
+        image = Image.open(io.BytesIO(data))
+        steps = [transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor()]
+        return imagenet(transforms.Compose(steps)(image))
+
+    fails("01.preprocess", no_convert, "The photo is L, one channel", "convert('RGB')")
+
+    def squashed(data):  # Resize((224, 224)): no crop, the aspect ratio lost
+        image = Image.open(io.BytesIO(data)).convert("RGB")
+        return imagenet(transforms.ToTensor()(transforms.Resize((224, 224))(image)))
+
+    fails("01.preprocess", squashed, "Resize((224, 224)) squashes the photo")
+
+
+def test_01_top_k():
+    top_k = answer_of("01", "01.top_k", "top_k")
+    passes("01.top_k", top_k)
+
+    def logits_kept(logits, mapping, k):  # forgot the softmax
+        values, indexes = logits.topk(k, dim=1)
+        return [
+            {mapping[str(i)]: v for i, v in zip(row_i, row_v)}
+            for row_i, row_v in zip(indexes.tolist(), values.tolist())
+        ]
+
+    fails("01.top_k", logits_kept, "those are logits", "apply softmax")
+
+    def tensors(logits, mapping, k):  # the values stay tensors: not JSON
+        values, indexes = torch.softmax(logits, dim=1).topk(k, dim=1)
+        return [
+            {mapping[str(int(i))]: v for i, v in zip(row_i, row_v)}
+            for row_i, row_v in zip(indexes, values)
+        ]
+
+    fails("01.top_k", tensors, "make them plain floats")
+
+
+# ---- 02 ----------------------------------------------------------------------------------------
+
+
+def test_02_initialize():
+    from handlerkit import loading
+
+    initialize_by_hand = answer_of(
+        "02", "02.initialize", "initialize_by_hand", loading=loading, Path=Path
+    )
+    result = passes("02.initialize", initialize_by_hand)
+    assert "a fresh TorchScript folder" in str(result)
+
+    def always_eager(handler, context):  # no modelFile in a TorchScript folder's manifest
+        model_dir = Path(context.system_properties["model_dir"])
+        model = context.manifest["model"]
+        handler.device = loading.choose_device(context.system_properties["gpu_id"])
+        handler.map_location, handler.manifest = handler.device.type, context.manifest
+        handler.model = loading.load_eager_model(
+            model_dir / model["modelFile"], model_dir / model["serializedFile"], handler.device
+        )
+        handler.mapping = loading.load_mapping(model_dir / "index_to_name.json")
+        handler.initialized = True
+
+    fails("02.initialize", always_eager, "on a TorchScript folder", "load_torchscript_model")
+
+    def raw_labels(handler, context):  # json.loads keeps TorchServe's ["n00", "zero"] lists
+        initialize_by_hand(handler, context)
+        handler.mapping = json.loads(
+            (Path(context.system_properties["model_dir"]) / "index_to_name.json").read_text()
+        )
+
+    fails("02.initialize", raw_labels, "with loading.load_mapping")
+    fails("02.initialize", lambda h, c: h.initialize(c), "not handler.initialize")
+
+
+def test_02_by_hand():
+    handle_by_hand = answer_of("02", "02.by_hand", "handle_by_hand")
+    result = passes("02.by_hand", handle_by_hand)
+    assert "bad rows [1]" in str(result)
+
+    def composed(handler, rows):  # the bad rows are missing from the answers
+        return handler.postprocess(handler.inference(handler.preprocess(rows)))
+
+    fails("02.by_hand", composed, "3 answers for 4 rows", "handler.row_errors")
+
+    def always_inference(handler, rows):  # runs inference on None when no row is usable
+        answers = handler.postprocess(handler.inference(handler.preprocess(rows)))
+        return handler.merge_errors(answers, len(rows))
+
+    fails("02.by_hand", always_inference, "preprocess returns None")
+
+
+def test_02_stage_seconds():
+    stage_seconds = answer_of("02", "02.stage_seconds", "stage_seconds")
+    passes("02.stage_seconds", stage_seconds)
+
+    def hook_left(handler, rows, context, calls):  # never removes its hook
+        totals = {}
+
+        def add(record):
+            if record.kind == "stage":
+                totals[record.stage] = totals.get(record.stage, 0.0) + record.seconds
+
+        handler.register_trace_hook(add)
+        for _ in range(calls):
+            handler.handle(rows, context)
+        return totals
+
+    fails("02.stage_seconds", hook_left, "still registered", "call .remove()")
+
+    def last_call(handler, rows, context, calls):  # one call's seconds, not their sum
+        for _ in range(calls):
+            with trace(handler, capture="summary") as t:
+                handler.handle(rows, context)
+        return {record.stage: record.seconds for record in t if record.kind == "stage"}
+
+    fails("02.stage_seconds", last_call, "the last call's only")
+
+
+@pytest.mark.parametrize(
+    "name", ["01.preprocess", "01.top_k", "02.initialize", "02.by_hand", "02.stage_seconds"]
+)
+def test_01_02_unanswered_and_stubs_are_not_yet(name):
+    """`...` is not yet, and so is the student notebook's function whose body is still `...`."""
+    assert exercises.check(name, ...).status == "not yet"
+
+    def stub(*args): ...
+
+    assert exercises.check(name, stub).status == "not yet"
 
 
 # ---- 03 ----------------------------------------------------------------------------------------

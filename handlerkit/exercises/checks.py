@@ -9,14 +9,393 @@ from __future__ import annotations
 
 import inspect
 import io
+import json
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torchvision import transforms
 
 from .. import Context, digits, samples
 from . import NotYet, Wrong, exercise
 from .capstone import check_capstone, photo_of
+
+# ---- 01 · DenseNet with the default ImageClassifier ---------------------------------------------
+
+
+def fresh_photos() -> dict[str, bytes]:
+    """Photos unlike the notebook's five: one grayscale, one taller than wide, one very wide."""
+    return {
+        "chelsea as a grayscale JPEG": samples.encode(
+            samples.photo("chelsea").convert("L"), "JPEG"
+        ),
+        "coffee as a tall PNG": samples.encode(samples.photo("coffee").resize((210, 400)), "PNG"),
+        "astronaut as a wide JPEG": samples.encode(
+            samples.photo("astronaut").resize((480, 260)), "JPEG"
+        ),
+    }
+
+
+def imagenet_steps(*first) -> transforms.Compose:
+    """`first` (resizing) steps, then ToTensor and Normalize with ImageNet's mean and std."""
+    from ..handlers.image_classifier import IMAGENET_MEAN, IMAGENET_STD
+
+    tail = [transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    return transforms.Compose([*first, *tail])
+
+
+def why_not_preprocessed(name: str, got: torch.Tensor, data: bytes) -> str:
+    """What a tensor of the right shape but other values most likely left out (a message)."""
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    resized = transforms.Compose(
+        [transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor()]
+    )(image)
+    if torch.allclose(got, resized, atol=1e-4):
+        return (
+            f"{name}: the values are ToTensor's 0..1: Normalize them with ImageNet's mean "
+            "[0.485, 0.456, 0.406] and std [0.229, 0.224, 0.225], the statistics the weights expect"
+        )
+    if torch.allclose(got, transforms.Normalize([0.5] * 3, [0.5] * 3)(resized), atol=1e-4):
+        return (
+            f"{name}: mean = std = 0.5 is EfficientNet-Lite's [-1, 1] scaling; the default "
+            "ImageClassifier normalizes with ImageNet's mean and std"
+        )
+    if torch.allclose(got, imagenet_steps(transforms.Resize((224, 224)))(image), atol=1e-4):
+        return (
+            f"{name}: Resize((224, 224)) squashes the photo; Resize(256) keeps its aspect ratio "
+            "(the shorter side becomes 256), then CenterCrop(224) keeps the middle"
+        )
+    wanted = imagenet_steps(transforms.Resize(256), transforms.CenterCrop(224))(image)
+    return (
+        f"{name}: the values differ from preprocess's (largest difference "
+        f"{float((got - wanted).abs().max()):.3f}): decode, convert('RGB'), Resize(256), "
+        "CenterCrop(224), ToTensor, Normalize, in that order"
+    )
+
+
+@exercise("01.preprocess", "write preprocess_one(data): one request's bytes -> the model's tensor")
+def check_preprocess(preprocess_one) -> list[str]:
+    from .. import ImageClassifier
+
+    reference = ImageClassifier()  # preprocess needs no model, only a device for to_device
+    reference.device = torch.device("cpu")
+    passed = []
+    for name, data in fresh_photos().items():
+        mode = Image.open(io.BytesIO(data)).mode
+        try:
+            got = preprocess_one(data)
+        except (Wrong, NotYet):
+            raise
+        except Exception as error:
+            if mode == "RGB":
+                raise
+            raise Wrong(
+                f"{name}: your code raised {type(error).__name__}: {str(error).splitlines()[0]}. "
+                f"The photo is {mode}, one channel: convert('RGB') first, as the convert step does"
+            ) from None
+        if got is None:
+            raise NotYet("preprocess_one returns None: return the (3, 224, 224) tensor")
+        if not isinstance(got, torch.Tensor):
+            raise Wrong(f"{name}: answer the tensor (ToTensor makes one), not {type(got).__name__}")
+        want = reference.preprocess([{"data": data}])[0]
+        if tuple(got.shape) != tuple(want.shape):
+            hint = ""
+            if got.dim() == 3 and got.shape[0] != 3:
+                hint = f": the photo is {mode}; convert('RGB') gives every photo three channels"
+            elif got.dim() == 4:
+                hint = ": answer one request's tensor, without a batch dimension"
+            elif tuple(got.shape[-2:]) != (224, 224):
+                hint = ": CenterCrop(224) after Resize(256) makes every photo 224x224"
+            raise Wrong(f"{name}: shape {tuple(got.shape)}, preprocess makes (3, 224, 224){hint}")
+        got = got.detach().float().cpu()
+        if not torch.allclose(got, want, atol=1e-4):
+            raise Wrong(why_not_preprocessed(name, got, data))
+        passed.append(f"{name} ({mode}): the same (3, 224, 224) tensor as preprocess makes")
+    return passed
+
+
+def fresh_imagenet_logits(rows: int = 4, seed: int = 11) -> torch.Tensor:
+    """Logits for ImageNet's 1000 classes, a few classes ahead in each row."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(rows, 1000, generator=generator) * 3
+
+
+@exercise("01.top_k", "write top_k(logits, mapping, k): softmax, the k likeliest, their labels")
+def check_top_k(top_k) -> list[str]:
+    from .. import ImageClassifier, loading
+
+    logits = fresh_imagenet_logits()
+    reference = ImageClassifier()
+    reference.mapping = loading.load_mapping(samples.DENSENET_DIR / "index_to_name.json")
+    for k in (5, 3, 10):
+        got = top_k(logits.clone(), dict(reference.mapping), k)
+        if got is None:
+            raise NotYet("top_k returns None: return one {label: probability} dict per row")
+        reference.set_max_result_classes(k)
+        want = reference.postprocess(logits)
+        if not isinstance(got, list) or len(got) != len(want):
+            raise Wrong(
+                f"top_k must answer a list, one dict per row: {len(want)} rows in, got {got!r:.80}"
+            )
+        for row, (answer, wanted) in enumerate(zip(got, want)):
+            check_top_k_row(row, k, answer, wanted, logits, reference.label)
+    return [
+        f"{len(logits)} fresh rows of 1000 logits, k = 5, 3 and 10",
+        "the k likeliest labels, likeliest first, with softmax probabilities as plain floats",
+    ]
+
+
+def check_top_k_row(row: int, k: int, answer, wanted: dict, logits: torch.Tensor, label) -> None:
+    """Raise `Wrong` naming what differs between one row's answer and postprocess's."""
+    if not isinstance(answer, dict):
+        raise Wrong(f"row {row}: answer a dict {{label: probability}}, got {answer!r:.60}")
+    if len(answer) != len(wanted):  # len(wanted) < k only where two classes share a label
+        raise Wrong(f"k = {k}: row {row} has {len(answer)} labels; answer the k likeliest")
+    keys = list(answer)
+    if keys != list(wanted):
+        if all(isinstance(key, int) or str(key).isdigit() for key in keys):
+            raise Wrong(
+                f"row {row}: the keys {keys[:3]} are class indexes: use mapping[str(index)]"
+            )
+        if set(keys) == set(wanted):
+            raise Wrong(f"row {row}: the right labels in another order: likeliest first")
+        by_batch = [label(i) for i in F.softmax(logits, dim=0)[row].topk(k).indices.tolist()]
+        hint = " (softmax over dim=0 mixes the rows of the batch)" if keys == by_batch else ""
+        raise Wrong(
+            f"row {row}: labels {keys[:3]}..., but the {k} likeliest are "
+            f"{list(wanted)[:3]}...{hint}: softmax each row over its 1000 classes (dim=1), "
+            "then topk"
+        )
+    values = list(answer.values())
+    if not all(type(value) is float for value in values):
+        raise Wrong(
+            f"row {row}: the probabilities are {type(values[0]).__name__}s; TorchServe answers "
+            "JSON: make them plain floats (.tolist() or float())"
+        )
+    indexes = logits[row].topk(k).indices
+    if torch.allclose(torch.tensor(values), logits[row][indexes], atol=1e-4):
+        raise Wrong(f"row {row}: those are logits, not probabilities: apply softmax (dim=1)")
+    if not torch.allclose(torch.tensor(values), torch.tensor(list(wanted.values())), atol=1e-5):
+        raise Wrong(f"row {row}: the probabilities are not softmax(logits, dim=1) of those classes")
+
+
+# ---- 02 · BaseHandler, step by step -------------------------------------------------------------
+
+DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+def mnist_folders(work: Path) -> dict[str, Path]:
+    """Two fresh MNIST model folders in `work`: eager (model.py + state_dict) and TorchScript
+    (one traced .pt); both label files use TorchServe's list form, ``["n00", "zero"]``."""
+    from .. import loading
+
+    labels = {str(i): [f"n{i:02d}", name] for i, name in enumerate(DIGIT_NAMES)}
+    eager, script = work / "mnist_eager", work / "mnist_torchscript"
+    for folder in (eager, script):
+        folder.mkdir()
+        (folder / "index_to_name.json").write_text(json.dumps(labels))
+    for name in ("model.py", "mnist_cnn.pt"):
+        shutil.copy(samples.MNIST_DIR / name, eager / name)
+    model = loading.load_eager_model(
+        eager / "model.py", eager / "mnist_cnn.pt", torch.device("cpu")
+    )
+    torch.jit.trace(model, torch.zeros(1, 1, 28, 28)).save(str(script / "mnist_net.pt"))
+    return {"eager": eager, "TorchScript": script}
+
+
+def watched_digit_handler(shortcuts: dict[str, str]) -> type:
+    """An MNIST handler class whose methods named in `shortcuts` raise `Wrong` with their text."""
+    from .. import MNISTDigitClassifier
+
+    def refuse(message):
+        def method(self, *args, **kwargs):
+            raise Wrong(message)
+
+        return method
+
+    return type("Handler", (MNISTDigitClassifier,), {m: refuse(t) for m, t in shortcuts.items()})
+
+
+@exercise("02.initialize", "write initialize_by_hand(handler, context): initialize's steps by hand")
+def check_initialize(initialize_by_hand) -> list[str]:
+    from .. import MNISTDigitClassifier
+
+    by_hand = watched_digit_handler(
+        {
+            "initialize": "call the steps yourself, not handler.initialize",
+            "load_model": "call loading's functions yourself, not handler.load_model",
+        }
+    )
+    rows = samples.digit_rows(8)
+    passed = []
+    with tempfile.TemporaryDirectory() as work, warnings.catch_warnings():
+        # PyTorch 2.x calls TorchScript deprecated on every call; TorchServe still serves it.
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated")
+        for kind, folder in mnist_folders(Path(work)).items():
+            context = Context.local(folder, gpu_id=0)
+            reference = MNISTDigitClassifier()
+            reference.initialize(context)
+            handler = by_hand()
+            try:
+                initialize_by_hand(handler, context)
+            except (Wrong, NotYet):
+                raise
+            except Exception as error:
+                if kind == "eager":
+                    raise
+                raise Wrong(
+                    f"on a TorchScript folder (no modelFile in its manifest) your code raised "
+                    f"{type(error).__name__}: {error}. Without modelFile, load the serializedFile "
+                    "with loading.load_torchscript_model"
+                ) from None
+            if handler.model is None and handler.device is None and not handler.initialized:
+                raise NotYet("initialize_by_hand has set nothing yet: set the handler's fields")
+            compare_initialized(kind, handler, reference, context)
+            answers = handler.handle(rows, context.for_requests([{}] * len(rows)))
+            if answers != reference.handle(rows, context.for_requests([{}] * len(rows))):
+                raise Wrong(f"{kind} folder: the handler answers other digits than initialize's")
+            passed.append(
+                f"a fresh {kind} folder: the same fields as initialize sets, the same answers"
+            )
+    return passed
+
+
+def compare_initialized(kind: str, handler, reference, context) -> None:
+    """Raise `Wrong` naming the first field `initialize_by_hand` set otherwise than initialize."""
+    where = f"{kind} folder: handler"
+    if handler.device != reference.device:
+        raise Wrong(
+            f"{where}.device is {handler.device!r}; loading.choose_device(gpu_id) gives "
+            f"{reference.device!r} for gpu_id {context.system_properties['gpu_id']}"
+        )
+    if handler.map_location != reference.map_location:
+        raise Wrong(f"{where}.map_location is {handler.map_location!r}: it is the device's type")
+    if handler.manifest != context.manifest:
+        raise Wrong(f"{where}.manifest is {handler.manifest!r:.60}: take context.manifest")
+    if handler.model is None:
+        raise Wrong(f"{where}.model is None: load the model")
+    is_script = isinstance(handler.model, torch.jit.ScriptModule)
+    if is_script != isinstance(reference.model, torch.jit.ScriptModule):
+        raise Wrong(
+            f"{where}.model is {type(handler.model).__name__}: with modelFile in the manifest "
+            "load_eager_model, without it load_torchscript_model"
+        )
+    if handler.model.training:
+        raise Wrong(
+            f"{where}.model is in training mode (dropout on): the loaders return it in eval"
+        )
+    if handler.mapping != reference.mapping:
+        raise Wrong(
+            f"{where}.mapping['0'] is {(handler.mapping or {}).get('0')!r}, initialize's is "
+            f"{reference.mapping['0']!r}: read index_to_name.json with loading.load_mapping "
+            "(a list's label is its last element)"
+        )
+    if handler.initialized is not True:
+        raise Wrong(f"{where}.initialized is {handler.initialized!r}: set it to True, last")
+
+
+@exercise("02.by_hand", "write handle_by_hand(handler, rows): the three stages, bad rows answered")
+def check_by_hand(handle_by_hand) -> list[str]:
+    from .. import MNISTDigitClassifier
+
+    not_handle = "call preprocess, inference and postprocess yourself, not handle"
+    watched = watched_digit_handler({"handle": not_handle, "stages": not_handle})
+    handler, _ = watched.for_folder(samples.MNIST_DIR)
+    reference, context = MNISTDigitClassifier.for_folder(samples.MNIST_DIR)
+    good = samples.digit_rows(5)
+    batches = {
+        "five digits": good,
+        "a digit, not an image, two digits": [good[0], {"data": b"not an image"}, *good[1:3]],
+        "two rows, no image": [{"data": b""}, {"data": b"GIF89a?"}],
+    }
+    passed = []
+    for name, rows in batches.items():
+        want = reference.handle(rows, context.for_requests([{}] * len(rows)))
+        try:
+            got = handle_by_hand(handler, rows)
+        except (Wrong, NotYet):
+            raise
+        except Exception as error:
+            if name != "two rows, no image":
+                raise
+            raise Wrong(
+                f"{name}: your code raised {type(error).__name__}: {error}. When no row is "
+                "usable, preprocess returns None: answer every row's error without inference"
+            ) from None
+        if got is None:
+            raise NotYet("handle_by_hand returns None: return one answer per row")
+        bad = [i for i, answer in enumerate(want) if isinstance(answer, dict)]
+        if not isinstance(got, list) or len(got) != len(rows):
+            count = len(got) if isinstance(got, list) else got
+            raise Wrong(
+                f"{name}: {count!r:.40} answers for {len(rows)} rows. preprocess leaves out the "
+                f"bad rows {bad} and notes each in handler.row_errors: put "
+                '{"error": str(error)} in its slot'
+            )
+        if got != want:
+            first = next(i for i, (a, b) in enumerate(zip(got, want)) if a != b)
+            raise Wrong(
+                f"{name}: row {first} is answered {got[first]!r:.60}, "
+                f"handle answers {want[first]!r:.60}"
+            )
+        passed.append(f"{name}: the same {len(rows)} answers as handle, bad rows {bad}")
+    return passed
+
+
+@exercise("02.stage_seconds", "write stage_seconds(handler, rows, context, calls): a timing hook")
+def check_stage_seconds(stage_seconds) -> list[str]:
+    from .. import MNISTDigitClassifier
+
+    handler, context = MNISTDigitClassifier.for_folder(samples.MNIST_DIR)
+    rows = samples.digit_rows(4)
+    calls = 3
+    seen = []
+    mine = handler.register_trace_hook(seen.append)  # the same records the learner's hook gets
+    try:
+        got = stage_seconds(handler, rows, context, calls)
+    finally:
+        mine.remove()
+    if got is None:
+        raise NotYet("stage_seconds returns None: return {stage: total seconds}")
+    if handler.hooks:
+        raise Wrong(
+            "your hook is still registered after stage_seconds returned: call .remove() on the "
+            "handle register_trace_hook gave you"
+        )
+    stages = [record for record in seen if record.kind == "stage"]
+    ran = sum(record.stage == "preprocess" for record in stages)
+    if ran != calls:
+        raise Wrong(f"stage_seconds(..., calls={calls}) ran handle {ran} times")
+    want: dict[str, float] = {}
+    for record in stages:
+        want[record.stage] = want.get(record.stage, 0.0) + record.seconds
+    if not isinstance(got, dict) or set(got) != set(want):
+        keys = sorted(got) if isinstance(got, dict) else got
+        extra = (
+            " (keep only records of kind 'stage')"
+            if isinstance(got, dict) and set(got) > set(want)
+            else ""
+        )
+        raise Wrong(f"answer one total per stage, {sorted(want)}; got {keys!r:.120}{extra}")
+    last = {record.stage: record.seconds for record in stages}
+    for stage, total in want.items():
+        value = float(got[stage])
+        if abs(value - total) > 1e-9 + 1e-6 * total:
+            hint = (
+                ": that is the last call's only; add over all calls"
+                if abs(value - last[stage]) <= 1e-9 + 1e-6 * last[stage]
+                else ": add up record.seconds of the records your hook receives"
+            )
+            raise Wrong(f"{stage}: {value:.6f} s, but its {calls} calls took {total:.6f} s{hint}")
+    return [
+        f"{calls} calls of handle: each stage's seconds added up, as the hooks reported them",
+        "the hook removed afterwards",
+    ]
+
 
 # ---- 03 · a customized MNIST handler ------------------------------------------------------------
 
