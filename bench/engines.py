@@ -21,6 +21,7 @@ from pathlib import Path
 
 from handlerkit import samples
 from handlerkit.engines import EngineServer
+from handlerkit.engines.process import descendants
 
 MNIST_DIR = Path(__file__).resolve().parents[1] / "data" / "mnist"
 ENGINES = ("torchserve", "litserve", "ray")
@@ -82,13 +83,63 @@ def measure(engine: str, args: argparse.Namespace, payloads: list[bytes]) -> dic
     try:
         client = Client(server.port)
         burst(client, payloads[: 4 * args.concurrency], args.concurrency)  # warm-up
+        pids = descendants(server.process.pid) | {server.process.pid}
+        before = cpu_seconds(pids)
         for _ in range(args.rounds):
             rate, answers = burst(client, payloads, args.concurrency)
             rates.append(rate)
             results += answers
+        after = cpu_seconds(pids)
     finally:
         server.stop()
-    return summary(engine, rates, results, startup)
+    result = summary(engine, rates, results, startup)
+    result["cpu_ms"] = cpu_per_request(before, after, len(results))
+    return result
+
+
+def cpu_seconds(pids: set[int]) -> dict[int, tuple[str, float]]:
+    """(name, user + system CPU seconds) of each live process, from /proc/PID/stat and cmdline."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                argv = cmdline.read().split(b"\0")
+        except OSError:
+            continue
+        found[pid] = (process_name(argv), (int(fields[11]) + int(fields[12])) / ticks)
+    return found
+
+
+def process_name(argv: list[bytes]) -> str:
+    """A short name: Ray's actor title, TorchServe's worker, the frontend, or the program."""
+    words = [a.decode(errors="replace") for a in argv if a]
+    if not words:
+        return "?"
+    if words[0].startswith("ray::"):
+        return words[0].split(":")[0] + "::" + words[0].rsplit(":", 1)[-1].split(".")[0]
+    program, text = Path(words[0]).name, " ".join(words)
+    if program == "java":
+        return "TorchServe's Java frontend"
+    for marker, name in (
+        ("model_service_worker", "TorchServe's Python worker"),
+        ("spawn_main", "LitServe's inference worker (spawned)"),
+        ("handlerkit serve", "the serve command (API server, launcher)"),
+    ):
+        if marker in text:
+            return name
+    return program
+
+
+def cpu_per_request(before: dict, after: dict, requests: int) -> dict[str, float]:
+    """CPU milliseconds per request spent by each kind of process during the bursts."""
+    spent: dict[str, float] = {}
+    for pid, (name, seconds) in after.items():
+        used = seconds - before.get(pid, (name, 0.0))[1]
+        spent[name] = spent.get(name, 0.0) + 1000 * used / max(1, requests)
+    return {name: ms for name, ms in sorted(spent.items(), key=lambda kv: -kv[1]) if ms >= 0.01}
 
 
 def summary(engine: str, rates: list[float], results: list, startup: float) -> dict:
@@ -146,6 +197,12 @@ def main() -> None:
         f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after\n"
     )
     print(table(results, baseline))
+    print("\nCPU per request, by process (ms; from /proc, during the timed bursts):\n")
+    print("| engine | process | CPU ms / request |\n| --- | --- | ---: |")
+    for r in results:
+        for name, ms in r["cpu_ms"].items():
+            print(f"| {r['engine']} | {name} | {ms:.2f} |")
+        print(f"| {r['engine']} | **all** | **{sum(r['cpu_ms'].values()):.2f}** |")
 
 
 if __name__ == "__main__":
