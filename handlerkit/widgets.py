@@ -2,17 +2,20 @@
 
 The widget sends what you upload (or draw) through a handler's `handle` as one TorchServe request
 row, traced, and draws the result: the picture, each preprocessing step, the probabilities.
+`snapshot()` draws the same as one matplotlib figure, which a saved notebook keeps.
 """
 
 from __future__ import annotations
 
 import html
 import io
+import re
 from pathlib import Path
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 from PIL import Image
 
 from . import viz
@@ -25,6 +28,9 @@ STROKE = 22
 
 class DigitPlayground(widgets.VBox):
     """Upload a digit image or draw one; the handler's answer and its trace appear below.
+
+    An upload wipes the drawing pad: the answer shown is the upload's, and a drawing left on the
+    pad would look like what was classified. Draw again (or "Classify drawing") to classify the pad.
 
     Attributes:
         upload: the FileUpload widget (ipywidgets 8: its value is a tuple of dicts).
@@ -80,6 +86,7 @@ class DigitPlayground(widgets.VBox):
         self.explanation_box = widgets.VBox()  # shows `explanation` once there is one
         self.attributions = None  # the last explanation's answer (one map per input channel)
         self._last_data: bytes | None = None
+        self._last_source = ""  # "upload" or "drawing": where `_last_data` came from
         self.status = widgets.HTML("Upload an image of a digit, or draw one and release the mouse.")
         self.status.add_class("handlerkit-status")
         self.bars = widgets.Image(format="png", layout=widgets.Layout(width="336px"))
@@ -109,7 +116,7 @@ class DigitPlayground(widgets.VBox):
             context = context.for_requests([{}])
         with trace(self.handler) as t:
             answer = self.handler.handle([{"data": data}], context)[0]
-        self.trace, self.answer, self._last_data = t, answer, data
+        self.trace, self.answer, self._last_data, self._last_source = t, answer, data, source
         self.explanation.value, self.attributions = b"", None
         self.explanation_box.children = ()
         if isinstance(answer, dict) and "error" in answer:
@@ -160,6 +167,46 @@ class DigitPlayground(widgets.VBox):
             return None
         return self.classify(_png(self.pad.get_image_data()), source="drawing")
 
+    def snapshot(self) -> Figure:
+        """The widget as it stands, as one matplotlib figure: what a saved notebook can keep.
+
+        A widget needs a running kernel; a notebook opened from disk (or checked by nbval) keeps
+        only its text form. Display this figure after using the widget and the saved notebook
+        shows it: the status line as the title, the image last classified (the upload or the
+        drawing, as sent), the probability bars, then the traced steps and the explanation (when
+        there is one), as the widget draws them.
+        """
+        title = _plain_text(self.status.value)
+        top = {}  # caption -> picture, side by side
+        sent = _decoded(self._last_data) if self._last_data is not None else None
+        if sent is not None:  # None also when it was not an image: the status line says so
+            top[f"your {self._last_source}, as sent"] = sent
+        if self.bars.value:
+            top[""] = _png_image(self.bars.value)  # titled by the widget already
+        below = [_png_image(image.value) for image in self.figure.children]
+        if self.explanation_box.children:
+            below.append(_png_image(self.explanation.value))
+        if not top and not below:
+            fig, ax = plt.subplots(figsize=(6, 1))
+            ax.text(0.5, 0.5, title, ha="center", va="center", fontsize=10, wrap=True)
+            ax.axis("off")
+            return fig
+        # Sizes in inches at the widget's 80 dpi, so every picture keeps its drawn size.
+        heights = [2.8] * bool(top) + [image.height / 80 for image in below]
+        width = max([8.0] + [image.width / 80 for image in below])
+        fig = plt.figure(figsize=(width, sum(heights) + 0.6), layout="constrained")
+        grid = fig.add_gridspec(len(heights), max(len(top), 1), height_ratios=heights)
+        for i, (caption, image) in enumerate(top.items()):
+            ax = fig.add_subplot(grid[0, i])
+            ax.imshow(_on_white(image))
+            ax.set_title(caption, fontsize=9)
+        for row, image in enumerate(below, start=bool(top)):
+            fig.add_subplot(grid[row, :]).imshow(_on_white(image))
+        for ax in fig.axes:
+            ax.axis("off")
+        fig.suptitle(f"DigitPlayground: {title}", fontsize=11)
+        return fig
+
     # ---- wiring ---------------------------------------------------------------------------------
     def _wire(self) -> None:
         self.upload.observe(self._on_upload, names="value")
@@ -175,6 +222,7 @@ class DigitPlayground(widgets.VBox):
         files = change["new"]
         if files:
             item = files[-1] if isinstance(files, (tuple, list)) else list(files.values())[-1]
+            self._clear_pad()  # the old drawing is not what this answer is about
             self._safely(self.classify, bytes(item["content"]), "upload")
 
     def _on_down(self, x: float, y: float) -> None:
@@ -271,6 +319,32 @@ def _figure_png(fig) -> bytes:
     fig.savefig(buffer, format="png", dpi=80)
     plt.close(fig)
     return buffer.getvalue()
+
+
+def _decoded(data: bytes) -> Image.Image | None:
+    """The image in `data`, decoded; None when it is not one (or is truncated)."""
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    return image
+
+
+def _on_white(image: Image.Image) -> np.ndarray:
+    """RGB pixels of `image`, transparent parts on white (as a browser shows them)."""
+    paper = Image.new("RGBA", image.size, "white")
+    return np.asarray(Image.alpha_composite(paper, image.convert("RGBA")).convert("RGB"))
+
+
+def _png_image(data: bytes) -> Image.Image:
+    """PNG bytes (a widget's picture) -> a PIL image."""
+    return Image.open(io.BytesIO(bytes(data)))
+
+
+def _plain_text(markup: str) -> str:
+    """The status line's HTML as plain text."""
+    return html.unescape(re.sub(r"<[^>]+>", "", markup))
 
 
 def _png(pixels: np.ndarray) -> bytes:

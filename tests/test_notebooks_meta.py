@@ -118,3 +118,20 @@ def test_no_machine_paths_in_outputs(notebook):
     pattern = re.compile(r"(/tmp/|/var/folders/|/private/var/|" + re.escape(repo) + r"/)")
     leaks = [first_line(c) for c in code_cells(notebook) if pattern.search(output_text(c))]
     assert not leaks, f"outputs show absolute paths of this machine: {leaks}"
+
+
+MIN_PICTURES = 3
+
+
+def test_stores_at_least_three_pictures(notebook):
+    """Someone reading the saved notebook (on GitHub, in a course page) sees the pipeline drawn."""
+    pictures = [
+        output
+        for cell in code_cells(notebook)
+        for output in cell.outputs
+        if any(kind in ("image/png", "image/jpeg") for kind in output.get("data", {}))
+    ]
+    assert len(pictures) >= MIN_PICTURES, (
+        f"{len(pictures)} stored pictures (image/png or image/jpeg outputs); draw at least "
+        f"{MIN_PICTURES} of what the notebook shows, then run it and save it with its outputs"
+    )

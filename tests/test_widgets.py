@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import io
 
 import numpy as np
 import pytest
@@ -78,3 +79,99 @@ def test_explain_shows_what_the_model_looked_at_for_the_predicted_digit(playgrou
     first = np.asarray(playground.attributions)
     other = playground.explain(target=(predicted + 1) % 10)
     assert not np.array_equal(np.asarray(other), first)  # another class, other evidence
+
+
+def _pad_as_drawn(widget: DigitPlayground, monkeypatch) -> dict:
+    """Follow the commands the pad sends to the browser: {"ink": whether strokes are visible}.
+
+    A stroke puts ink on the pad; a white rectangle over the whole pad wipes it.
+    """
+    from ipycanvas.canvas import COMMANDS, Canvas
+
+    names = {index: name for name, index in COMMANDS.items()}
+    attrs = {index: name for name, index in Canvas.ATTRS.items()}
+    pad = {"ink": False, "fill_style": "black"}
+    manager, send = widget.pad._canvas_manager, widget.pad._canvas_manager.send_command
+
+    def follow(canvas, command, buffers=[]):  # noqa: B006 - ipycanvas's own signature
+        if canvas is widget.pad:
+            name, args = names[command[0]], command[1]
+            if name == "set":
+                pad[attrs[args[0]]] = args[1]
+            elif name in ("fillCircle", "strokeLine"):
+                pad["ink"] = True
+            elif name == "fillRect" and list(args) == [0, 0, widget.pad.width, widget.pad.height]:
+                pad["ink"] = pad["fill_style"] != "white"
+        return send(canvas, command, buffers)
+
+    monkeypatch.setattr(manager, "send_command", follow)
+    return pad
+
+
+def _stroke(widget: DigitPlayground, points) -> None:
+    """A pen stroke through `points`, as the browser reports the mouse to the kernel."""
+    events = ["mouse_down"] + ["mouse_move"] * (len(points) - 1) + ["mouse_up"]
+    for event, (x, y) in zip(events, [*points, points[-1]]):
+        widget.pad._handle_frontend_event(None, {"event": event, "x": x, "y": y}, [])
+
+
+def test_an_upload_wipes_the_old_drawing_off_the_pad(playground, monkeypatch):
+    pad = _pad_as_drawn(playground, monkeypatch)
+    _stroke(playground, [(140, 40), (140, 240)])
+    assert pad["ink"]
+    _upload(playground, _photo_of_digit(2010))
+    assert not pad["ink"], "the pad still shows the drawing beside the upload's answer"
+    assert "from your upload" in playground.status.value  # wiping it left the answer alone
+
+
+def test_a_bad_upload_wipes_the_pad_too(playground, monkeypatch):
+    pad = _pad_as_drawn(playground, monkeypatch)
+    _stroke(playground, [(100, 100), (180, 180)])
+    _upload(playground, b"hello")
+    assert not pad["ink"]
+    assert "Could not classify this upload" in playground.status.value
+
+
+def _axes_images(fig) -> list:
+    return [image.get_array() for ax in fig.axes for image in ax.get_images()]
+
+
+def test_snapshot_draws_what_the_widget_shows(playground):
+    import matplotlib.pyplot as plt
+
+    from handlerkit.widgets import _png_image
+
+    data = _photo_of_digit(3515)
+    _upload(playground, data)
+    fig = playground.snapshot()
+    try:
+        assert f"Prediction: {playground.prediction}" in fig._suptitle.get_text()
+        assert "<" not in fig._suptitle.get_text()  # the status line without its HTML
+        sent, bars, steps = _axes_images(fig)
+        assert np.array_equal(sent, np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
+        shown = np.asarray(_png_image(playground.bars.value).convert("RGB"))
+        assert np.array_equal(bars, shown)  # the widget's own pictures, pixel for pixel
+        shown = np.asarray(_png_image(playground.figure.children[0].value).convert("RGB"))
+        assert np.array_equal(steps, shown)
+        titles = [ax.get_title() for ax in fig.axes]
+        assert titles[0] == "your upload, as sent"
+    finally:
+        plt.close(fig)
+    playground.explain()
+    fig = playground.snapshot()
+    assert len(_axes_images(fig)) == 4  # the explanation, below the steps
+    plt.close(fig)
+
+
+def test_snapshot_of_a_failed_upload_or_a_fresh_widget_says_so():
+    import matplotlib.pyplot as plt
+
+    widget = DigitPlayground()
+    fig = widget.snapshot()
+    assert "Upload an image of a digit" in fig.axes[0].texts[0].get_text()
+    plt.close(fig)
+    _upload(widget, b"hello")
+    fig = widget.snapshot()
+    assert "not an image" in fig.axes[0].texts[0].get_text()
+    assert not _axes_images(fig)
+    plt.close(fig)
