@@ -19,7 +19,7 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab $(LAB_ROOT) notebooks/
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest --solutions
 
 bench: $(STAMP)
 	$(PY) -m bench

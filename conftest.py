@@ -1,8 +1,9 @@
 """Which notebooks nbval runs: the series by default, the worked solutions on request.
 
-The solutions (notebooks/solutions/) repeat their student notebooks' cells, so running both would
-double the notebooks' time; by default tests/test_exercises.py runs every solution's answers
-through its check instead, and `pytest --solutions` runs the solution notebooks under nbval too.
+The solutions (notebooks/solutions/) repeat their student notebooks' cells, so running both
+doubles the notebooks' time: `make test` (and CI) pass `--solutions`, which runs the worked
+solutions under nbval too; a plain `pytest` skips them, and tests/test_exercises.py still runs
+every solution's answers through its check.
 """
 
 from __future__ import annotations
