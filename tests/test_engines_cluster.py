@@ -1,9 +1,10 @@
 """Ray Serve on a cluster the command joins (`--address`): the road past one machine.
 
-The cluster is started as a team starts one (`ray start --head`, here on loopback, in its own
-process group so that only it is stopped); `python -m handlerkit serve ... --engine ray --address`
-joins it with two replicas, answers like the offline server, and on Ctrl-C removes only its own
-application: the cluster and its other work go on.
+The cluster is started as a team starts one (`ray start --head` on one node, `ray start
+--address` on another; here both nodes run on this machine, each with one CPU);
+`python -m handlerkit serve ... --engine ray --address` joins it with two replicas, one per node,
+answers like the offline server, and on Ctrl-C removes only its own application: the cluster and
+its other work go on.
 """
 
 from __future__ import annotations
@@ -35,21 +36,28 @@ DIGITS = [samples.digit_png(i) for i in (0, 5, 10, 15)]  # held-out digits
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A one-node Ray cluster with 2 CPUs on this machine: (address, its temp folder)."""
+    """A Ray cluster of two nodes with one CPU each, on this machine: (address, temp folder).
+
+    Each node is started as on its own machine (`ray start --head`, then `ray start --address`),
+    each in its own process group, so that only they are stopped.
+    """
     temp = tempfile.mkdtemp(prefix="hk-rc-")  # short: Ray's socket paths must fit 107 bytes
     port = free_port()
-    command = [
-        str(RAY), "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
-        f"--temp-dir={temp}", "--include-dashboard=false",
-        "--disable-usage-stats",
-    ]  # fmt: skip
+    common = ["--block", "--num-cpus=1", "--disable-usage-stats"]
+    head_command = [str(RAY), "start", "--head", f"--port={port}", f"--temp-dir={temp}"]
+    head_command += ["--include-dashboard=false", *common]
+    node_command = [str(RAY), "start", f"--address=127.0.0.1:{port}", *common]
     log = open(Path(temp) / "ray-start.log", "wb")  # noqa: SIM115 - closed below
-    head = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    nodes = []
     try:
-        _wait_for_port(port, head, temp)
+        nodes.append(_start(head_command, log))
+        _wait_for_port(port, nodes[0], temp)
+        nodes.append(_start(node_command, log, RAY_AUTH_MODE="token"))  # as `ray start` sends it
+        _wait_for_nodes(f"127.0.0.1:{port}", 2)
         yield f"127.0.0.1:{port}", temp
     finally:
-        _stop_group(head, temp)
+        for node in reversed(nodes):
+            _stop_group(node, temp)
         log.close()
         subprocess.run(["rm", "-rf", temp], check=False)
 
@@ -71,7 +79,8 @@ def test_serve_joins_a_running_cluster_and_answers_like_the_offline_server(clust
         # A joined cluster's replicas run torch with one thread per reserved CPU: the same
         # digit, and probabilities equal up to the last bits of float sums.
         assert _close(got, wanted), (got, wanted)
-    assert replicas == {"model-mnist": {"RUNNING": 2}}  # both reserved CPUs of the cluster
+    # Each replica reserves one CPU and each node has one: the two run on different nodes.
+    assert replicas == {"model-mnist": {"RUNNING": 2}}
     assert server.leftovers == {}
     assert "handlerkit" not in _serve_status(address)  # its own application only is removed
     assert _gcs_answers(address)  # and the cluster is still up
@@ -104,6 +113,34 @@ def _serve_status(address: str) -> dict:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _start(command: list[str], log, **env) -> subprocess.Popen:
+    return subprocess.Popen(
+        command,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=dict(os.environ, RAY_USAGE_STATS_ENABLED="0", **env),
+    )
+
+
+def _wait_for_nodes(address: str, count: int, timeout: float = 90) -> None:
+    script = (
+        "import ray\n"
+        f"ray.init(address={address!r}, log_to_driver=False, logging_level='error')\n"
+        "print(sum(node['Alive'] for node in ray.nodes()))\n"
+    )
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env
+        )
+        if done.returncode == 0 and done.stdout.strip().splitlines()[-1:] == [str(count)]:
+            return
+        time.sleep(1)
+    raise TimeoutError(f"the cluster at {address} did not have {count} live nodes in {timeout} s")
 
 
 def _gcs_answers(address: str) -> bool:
