@@ -3,8 +3,8 @@
 The first model's deployment is also the ingress, TorchServe's frontend: it answers what the
 frontend answers itself, batches its own requests and sends the others to their model's
 deployment; `ModelReplica.predict` is `@serve.batch`ed, so a replica runs `ts`'s worker once per
-Ray batch. Models travel as `.mar` bytes, so replicas
-load them on any node of a cluster (`--address`), each replica holding its own copy.
+Ray batch. Models travel as `.mar` bytes, so replicas load them on any node of a cluster
+(`--address`), each replica holding its own copy.
 """
 
 from __future__ import annotations
