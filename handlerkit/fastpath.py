@@ -18,6 +18,7 @@ from .errors import RequestError
 from .handlers.image_classifier import IMAGENET_MEAN, IMAGENET_STD, ImageClassifier
 from .handlers.vision import float_tensor
 from .images import (
+    BAND_PIXELS,
     DEFAULT_MAX_PIXELS,
     IMAGE_FORMATS,
     check_resize,
@@ -29,9 +30,6 @@ from .images import (
 
 # What torchvision.io.decode_image reads; other formats (BMP, TIFF, ...) are decoded by Pillow.
 TORCHVISION_FORMATS = {"JPEG", "PNG", "GIF", "WEBP"}
-
-# Pixels converted at a time when a Pillow image becomes a tensor (about 12 MB of RGB).
-BAND_PIXELS = 1 << 22
 
 
 class TensorImageClassifier(ImageClassifier):

@@ -28,6 +28,10 @@ DEFAULT_MAX_PIXELS = 89_478_485
 # (Multi-picture JPEGs from cameras open through JPEG, as format "MPO".)
 IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
 
+# Pixels handled at a time where an image is scaled, reduced or converted a band of rows at a time
+# (about 4 million: 12 MB of RGB), so a large image never needs a second whole copy.
+BAND_PIXELS = 1 << 22
+
 # `data:image/png;base64,` (a data URL, as browsers and canvas.toDataURL write it)
 _DATA_URL = re.compile(r"^data:[\w.+/-]*(;[\w.+-]+=[\w.+-]+)*;base64,", re.IGNORECASE)
 
@@ -201,7 +205,7 @@ def shrink(image: Image.Image, size: int) -> Image.Image:
     mode = {"1": "L", "P": "RGBA" if "transparency" in image.info else "RGB"}.get(image.mode)
     width, height = image.size
     out = Image.new(mode or image.mode, (-(-width // factor), -(-height // factor)))
-    rows = factor * max(1, (1 << 22) // (width * factor))  # about 4M pixels a band
+    rows = factor * max(1, BAND_PIXELS // (width * factor))
     for top in range(0, height, rows):
         band = image.crop((0, top, width, min(height, top + rows)))
         out.paste((convert_mode(band, mode) if mode else band).reduce(factor), (0, top // factor))
@@ -231,7 +235,7 @@ def to_8_bits(image: Image.Image) -> Image.Image:
     low, high = _value_range(image)
     scale = 255 / (high - low) if high > low else 0.0
     out = Image.new("L", image.size)
-    band = max(1, (1 << 22) // max(1, image.width))  # about 4M pixels at a time
+    band = max(1, BAND_PIXELS // max(1, image.width))
     for top in range(0, image.height, band):
         box = (0, top, image.width, min(image.height, top + band))
         pixels = np.array(image.crop(box), dtype=np.float32)  # a writable copy

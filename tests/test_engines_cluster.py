@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from handlerkit import samples
 from handlerkit.engines import EngineServer
 from handlerkit.engines.process import free_port
 from handlerkit.offline import OfflineServer
+from handlerkit.serve.process import port_in_use
 
 pytest.importorskip("ray.serve")
 pytestmark = pytest.mark.engines
@@ -83,7 +83,7 @@ def test_serve_joins_a_running_cluster_and_answers_like_the_offline_server(clust
     assert replicas == {"model-mnist": {"RUNNING": 2}}
     assert server.leftovers == {}
     assert "handlerkit" not in _serve_status(address)  # its own application only is removed
-    assert _gcs_answers(address)  # and the cluster is still up
+    assert port_in_use(int(address.rsplit(":", 1)[1]))  # and the cluster is still up
 
 
 def _close(got, wanted, tolerance: float = 1e-5) -> bool:
@@ -143,19 +143,12 @@ def _wait_for_nodes(address: str, count: int, timeout: float = 90) -> None:
     raise TimeoutError(f"the cluster at {address} did not have {count} live nodes in {timeout} s")
 
 
-def _gcs_answers(address: str) -> bool:
-    host, port = address.split(":")
-    with socket.socket() as probe:
-        probe.settimeout(2)
-        return probe.connect_ex((host, int(port))) == 0
-
-
 def _wait_for_port(port: int, head: subprocess.Popen, temp: str, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if head.poll() is not None:
             raise RuntimeError(f"ray start exited: {(Path(temp) / 'ray-start.log').read_text()}")
-        if _gcs_answers(f"127.0.0.1:{port}"):
+        if port_in_use(port):
             time.sleep(2)  # the raylet registers a moment after the GCS listens
             return
         time.sleep(0.5)

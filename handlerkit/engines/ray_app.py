@@ -66,6 +66,7 @@ class ModelReplica:
 
             torch.set_num_threads(threads)
         self.name, self.others = name, others or {}
+        self.models = {name, *self.others}  # what this replica admits as the ingress
         self.folder = _unpack(name, archive)
         self.worker = Worker(name, self.folder, batch_size, _gpu_id())
         self.predict.set_max_batch_size(batch_size)
@@ -74,8 +75,7 @@ class ModelReplica:
     async def __call__(self, request: Request) -> Response:
         """The ingress: TorchServe's frontend rules, then this model's batch or another's."""
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        models = {self.name, *self.others}
-        outcome = admit(path, await request.body(), dict(request.headers), models)
+        outcome = admit(path, await request.body(), dict(request.headers), self.models)
         if isinstance(outcome, Answer):
             return http_response(outcome)
         if outcome.model == self.name:
