@@ -79,8 +79,9 @@ def test_serve_joins_a_running_cluster_and_answers_like_the_offline_server(clust
         # A joined cluster's replicas run torch with one thread per reserved CPU: the same
         # digit, and probabilities equal up to the last bits of float sums.
         assert _close(got, wanted), (got, wanted)
-    # Each replica reserves one CPU and each node has one: the two run on different nodes.
-    assert replicas == {"model-mnist": {"RUNNING": 2}}
+    # Each model replica reserves one CPU and each node has one: the two run on different
+    # nodes; the frontend (TorchServe's API, on the serve command's node) reserves none.
+    assert replicas == {"frontend": {"RUNNING": 1}, "model-mnist": {"RUNNING": 2}}
     assert server.leftovers == {}
     assert "handlerkit" not in _serve_status(address)  # its own application only is removed
     assert port_in_use(int(address.rsplit(":", 1)[1]))  # and the cluster is still up

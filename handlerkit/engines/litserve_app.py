@@ -1,28 +1,31 @@
 """LitServe: TorchServe's inference API on a `LitServer`, one `LitAPI` (and its workers) per model.
 
 `TorchServeFrontend`, an ASGI middleware in front of LitServe's app, is TorchServe's frontend: it
-answers what the frontend answers itself and hands each admitted request to its model's LitAPI as
-JSON (LitServe's endpoints read JSON or forms only). LitServe batches them (`max_batch_size`,
-`batch_timeout`); the LitAPI's worker process runs `ts`'s worker on the batch, one `handle` call,
-and returns each answer as the HTTP response itself.
+answers what the frontend answers itself and hands each admitted request, as the worker input
+itself, to LitServe's request handler for its model's LitAPI (what LitServe's endpoint calls once
+it has parsed a body: LitServe's endpoints read JSON or forms only, and this skips the parsing).
+LitServe queues and batches them (`max_batch_size`, `batch_timeout`); the LitAPI's worker process
+runs `ts`'s worker on the batch, one `handle` call, and returns each answer as the HTTP response.
 """
 
 from __future__ import annotations
 
-import json
 import urllib.parse
 
 import litserve as ls
+from fastapi import HTTPException
+from litserve.server import RegularRequestHandler
 from starlette.responses import Response
 
-from ..offline.frontend import Answer, Job, RequestInput, admit
+from ..offline.frontend import Answer, RequestInput, error_answer
 from ..offline.server import run_batch
 from ..offline.store import ModelFolder, open_model
 from ..offline.worker_process import Worker
+from .asgi import admit_request, send_answer
 from .models import ModelSpec, Settings
-from .wire import http_response, input_from_json, input_to_json
+from .wire import http_response
 
-API_PREFIX = "/handlerkit-model/"  # LitServe's own endpoints; clients never see them
+API_PREFIX = "/handlerkit-model/"  # LitServe's endpoints (unused: the frontend goes round them)
 RESPONSE_TIMEOUT_S = 120  # TorchServe's default_response_timeout
 
 
@@ -48,8 +51,8 @@ class ModelAPI(ls.LitAPI):
         gpu_id = int(device.split(":")[1]) if device.startswith("cuda:") else None
         self.worker = Worker(self.name, open_model(self.folder, self.name), self.batch_size, gpu_id)
 
-    def decode_request(self, request: dict) -> RequestInput:
-        return input_from_json(request)
+    def decode_request(self, request: RequestInput) -> RequestInput:
+        return request  # the frontend already made the worker input
 
     def batch(self, inputs: list[RequestInput]) -> list[RequestInput]:
         return list(inputs)  # TorchServe's handle takes the list of requests as it is
@@ -71,37 +74,47 @@ class TorchServeFrontend:
     """ASGI middleware: every request goes through TorchServe's frontend rules first.
 
     `/ping`, unknown paths and models, and bodies over the size limit are answered here; an
-    admitted request is re-sent to LitServe's endpoint for its model as a JSON worker input, with
-    no other header, so LitServe neither parses its body nor compresses the answer.
+    admitted request goes to LitServe's request handler for its model (LitServe's queue, batch
+    and worker), and the worker's answer is the response. LitServe's own routes (`/health`,
+    `/info`, `/docs`) are never reached: they answer 404, as on TorchServe.
+
+    Args:
+        app: LitServe's FastAPI app (what the middleware wraps).
+        handlers: LitServe's request handler for each model's LitAPI, by model name.
     """
 
-    def __init__(self, app, models: list[str]) -> None:
-        self.app, self.models = app, set(models)
+    def __init__(self, app, handlers: dict[str, RegularRequestHandler]) -> None:
+        self.app, self.handlers = app, handlers
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        body = await _read_body(receive)
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        query = scope.get("query_string", b"").decode("latin-1")
-        path = scope["path"] + (f"?{query}" if query else "")
-        outcome = admit(path, body, headers, self.models)
+        outcome = await admit_request(scope, receive, self.handlers)
         if isinstance(outcome, Answer):
-            return await http_response(outcome)(scope, receive, send)
-        await self.app(_inner_scope(scope, outcome), _once(_job_body(outcome), receive), send)
+            return await send_answer(outcome, scope, receive, send)
+        try:
+            response = await self.handlers[outcome.model].handle_request(
+                outcome.request, RequestInput
+            )
+        except HTTPException as error:  # LitServe's own failures (a timeout, a dead worker)
+            kind = "InternalServerException" if error.status_code >= 500 else "BadRequestException"
+            answer = error_answer(error.status_code, kind, str(error.detail))
+            return await send_answer(answer, scope, receive, send)
+        await response(scope, receive, send)
 
 
 def build(models: dict[ModelSpec, ModelFolder], settings: Settings) -> ls.LitServer:
     """A `LitServer` for unpacked models, TorchServe's API in front (not started)."""
-    apis = [ModelAPI(spec, str(folder.path)) for spec, folder in models.items()]
+    apis = {spec.name: ModelAPI(spec, str(folder.path)) for spec, folder in models.items()}
     server = ls.LitServer(
-        apis,
+        list(apis.values()),
         accelerator="auto",
         workers_per_device=settings.replicas,
         timeout=RESPONSE_TIMEOUT_S,
     )
-    # Outermost, so LitServe's own middlewares (gzip) only ever see the inner JSON request.
-    server.app.add_middleware(TorchServeFrontend, models=[spec.name for spec in models])
+    handlers = {name: RegularRequestHandler(api, server) for name, api in apis.items()}
+    # Outermost: the request never reaches LitServe's routes and middlewares (gzip).
+    server.app.add_middleware(TorchServeFrontend, handlers=handlers)
     return server
 
 
@@ -124,41 +137,3 @@ def run_forever(specs: list[ModelSpec], settings: Settings, ready=None) -> None:
     finally:
         for folder in folders.values():
             folder.remove()
-
-
-def _inner_scope(scope: dict, job: Job) -> dict:
-    path = API_PREFIX + urllib.parse.quote(job.model, safe="")
-    headers = [(b"content-type", b"application/json")]
-    return dict(
-        scope, method="POST", path=path, raw_path=path.encode(), query_string=b"", headers=headers
-    )
-
-
-def _job_body(job: Job) -> bytes:
-    return json.dumps(input_to_json(job.request)).encode()
-
-
-async def _read_body(receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":  # the client went away
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def _once(body: bytes, receive):
-    """The inner request's `receive`: its body once, then the client's own messages."""
-    sent = False
-
-    async def inner() -> dict:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return inner

@@ -1,10 +1,14 @@
-"""Ray Serve: TorchServe's inference API as a Ray Serve application, one deployment per model.
+"""Ray Serve: TorchServe's inference API in front, one Ray Serve deployment per model behind.
 
-The first model's deployment is also the ingress, TorchServe's frontend: it answers what the
-frontend answers itself, batches its own requests and sends the others to their model's
-deployment; `ModelReplica.predict` is `@serve.batch`ed, so a replica runs `ts`'s worker once per
-Ray batch. Models travel as `.mar` bytes, so replicas load them on any node of a cluster
-(`--address`), each replica holding its own copy.
+As in TorchServe, the frontend batches and the workers compute. The frontend (uvicorn,
+TorchServe's frontend rules) runs in one replica of its own on the serve command's machine: it
+answers what TorchServe's frontend answers itself and gathers each model's requests with Ray
+Serve's `@serve.batch` (`max_batch_size`, `batch_wait_timeout_s`); each batch goes to one of the
+model's replicas through a `DeploymentHandle`, in one Ray call, and the replica runs `ts`'s
+worker on it: one `handle` call. Ray Serve places the replicas (`--replicas`) on the cluster's
+nodes (`--address`) and spreads the batches over them; models travel as `.mar` bytes, so a
+replica loads its own copy on any node. Ray Serve's HTTP proxy is not started: TorchServe's API
+is the frontend's.
 """
 
 from __future__ import annotations
@@ -13,106 +17,151 @@ import asyncio
 import io
 import os
 import shutil
+import socket
 import tempfile
+import threading
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import ray
+import uvicorn
 from ray import serve
-from starlette.requests import Request
-from starlette.responses import Response
 
-from ..offline.frontend import Answer, RequestInput, admit
+from ..offline.frontend import Answer, RequestInput, error_answer
 from ..offline.server import run_batch
 from ..offline.store import ModelFolder, open_model
 from ..offline.worker_process import Worker
+from .asgi import admit_request, send_answer
 from .models import ModelSpec, Settings
-from .wire import http_response
 
 APP_NAME = "handlerkit"
-QUEUE_PER_REPLICA = 256  # requests a model replica holds (TorchServe's job queue is 100)
-INGRESS_QUEUE = 10_000  # the ingress replicas also hold the requests for the other models
+BATCHES_PER_REPLICA = 2  # in flight per replica: one computing, the next one already there
+# No access log line per Ray call (each batch would write one to the replica's log file).
+QUIET = {"enable_access_log": False, "log_level": "WARNING"}
 
 
-@serve.deployment(max_ongoing_requests=QUEUE_PER_REPLICA)
+@serve.deployment(max_ongoing_requests=BATCHES_PER_REPLICA, logging_config=QUIET)
 class ModelReplica:
-    """One replica of a model: its own unpacked `.mar` and `ts` worker.
-
-    The first model's replicas are also the ingress (`__call__`, TorchServe's frontend rules):
-    its own requests go straight to its batch, the other models' to their deployments. A
-    separate frontend deployment would cost every request one more hop between Ray processes.
+    """One replica of a model: its own unpacked `.mar` and `ts` worker; a call is a batch.
 
     Args:
         name: The model name.
         archive: The model as `.mar` bytes (a zip with `MAR-INF/MANIFEST.json`).
-        batch_size: Largest Ray batch (`@serve.batch`'s `max_batch_size`).
-        max_batch_delay: Milliseconds to fill a batch (`batch_wait_timeout_s`).
+        batch_size: The model's batch size (what `ts` tells the handler).
         threads: torch's intra-op threads; None keeps Ray's (OMP_NUM_THREADS = reserved CPUs).
-        others: The ingress only: the other models' deployment handles, by name.
     """
 
-    def __init__(
-        self,
-        name: str,
-        archive: bytes,
-        batch_size: int,
-        max_batch_delay: int,
-        threads: int | None,
-        others: dict | None = None,
-    ) -> None:
+    def __init__(self, name: str, archive: bytes, batch_size: int, threads: int | None) -> None:
         if threads:
             import torch
 
             torch.set_num_threads(threads)
-        self.name, self.others = name, others or {}
-        self.models = {name, *self.others}  # what this replica admits as the ingress
         self.folder = _unpack(name, archive)
         self.worker = Worker(name, self.folder, batch_size, _gpu_id())
-        self.predict.set_max_batch_size(batch_size)
-        self.predict.set_batch_wait_timeout_s(max_batch_delay / 1000)
+        self.compute = ThreadPoolExecutor(1)  # one batch at a time, as in TorchServe's worker
 
-    async def __call__(self, request: Request) -> Response:
-        """The ingress: TorchServe's frontend rules, then this model's batch or another's."""
-        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        outcome = admit(path, await request.body(), dict(request.headers), self.models)
-        if isinstance(outcome, Answer):
-            return http_response(outcome)
-        if outcome.model == self.name:
-            return http_response(await self.predict(outcome.request))
-        return http_response(await self.others[outcome.model].predict.remote(outcome.request))
-
-    @serve.batch(max_batch_size=1, batch_wait_timeout_s=0.0)
-    async def predict(self, batch: list[RequestInput]) -> list[Answer]:
-        """One `handle` call per Ray batch, off the event loop so the next batch can fill."""
-        return await asyncio.get_running_loop().run_in_executor(None, run_batch, self.worker, batch)
+    async def run(self, batch: list[RequestInput]) -> list[Answer]:
+        """One `handle` call for the batch; an answer per request, in order. Off the replica's
+        event loop, which keeps answering Ray Serve's health checks during a long batch."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self.compute, run_batch, self.worker, batch
+        )
 
     def __del__(self) -> None:  # Ray Serve calls it when the replica stops
         self.worker.close()
 
 
+class Frontend:
+    """TorchServe's frontend as an ASGI app: its own answers, or the request into its model's
+    Ray Serve batch (`@serve.batch`), which one replica runs.
+
+    Args:
+        handles: Each model's deployment handle, by name.
+        specs: The models' batch sizes and delays.
+        replicas: Replicas per model (batches in flight: `BATCHES_PER_REPLICA` each).
+    """
+
+    def __init__(self, handles: dict, specs: list[ModelSpec], replicas: int) -> None:
+        self.batches = {
+            spec.name: batched_calls(handles[spec.name], spec, BATCHES_PER_REPLICA * replicas)
+            for spec in specs
+        }
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":  # uvicorn runs with lifespan off: http only
+            return
+        outcome = await admit_request(scope, receive, self.batches)
+        if not isinstance(outcome, Answer):
+            outcome = await self.batches[outcome.model](outcome.request)
+        await send_answer(outcome, scope, receive, send)
+
+
+@serve.deployment(num_replicas=1, max_ongoing_requests=1, logging_config=QUIET)
+class HttpFrontend:
+    """The application's root: one replica on the serve command's node runs `Frontend` on
+    uvicorn, listening on `host:port` (Ray Serve's proxy is off). A replica, so that
+    `@serve.batch` runs as Ray Serve runs it; it receives no Serve requests itself.
+
+    Args:
+        handles: Each model's deployment handle, by name (Serve binds the deployments).
+        specs: The models, for their batch settings.
+        replicas: Replicas per model.
+        host, port: Where TorchServe's inference API listens.
+    """
+
+    def __init__(self, handles: dict, specs: list[ModelSpec], replicas: int, host, port) -> None:
+        config = uvicorn.Config(
+            Frontend(handles, specs, replicas), lifespan="off", log_level="warning"
+        )
+        self.server = uvicorn.Server(config)
+        listening = _listen(host, port)  # bound before Serve reports the application running
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [listening]}, daemon=True
+        )
+        self.thread.start()
+
+    def __del__(self) -> None:
+        self.server.should_exit = True
+
+
+def batched_calls(handle, spec: ModelSpec, in_flight: int):
+    """`await rows(request) -> Answer`: requests gathered into Ray Serve batches of at most
+    `spec.batch_size` (waiting up to `max_batch_delay`), each batch one replica call."""
+
+    async def rows(batch: list[RequestInput]) -> list[Answer]:
+        try:
+            return await handle.run.remote(batch)
+        except Exception as error:  # the replica died or Ray failed: a server fault, 5xx
+            message = f"Ray Serve could not run the batch: {type(error).__name__}: {error}"
+            return [error_answer(500, "InternalServerException", message)] * len(batch)
+
+    return serve.batch(
+        max_batch_size=spec.batch_size,
+        batch_wait_timeout_s=spec.max_batch_delay / 1000,
+        max_concurrent_batches=in_flight,
+    )(rows)
+
+
 def application(specs: list[ModelSpec], settings: Settings):
-    """The Serve application: a `ModelReplica` deployment per model, the first one the ingress.
+    """The Serve application: `HttpFrontend` on this node, a `ModelReplica` deployment per model.
 
     On a local Ray, replicas use as many torch threads as a TorchServe worker here would (Ray
     gives a replica one per reserved CPU), so they compute the same floats, bit for bit.
     """
     threads = None if settings.address else _torch_threads()
-
-    def deployment(spec: ModelSpec, queue: int, others: dict | None = None):
-        options = ModelReplica.options(
-            name=f"model-{spec.name}", num_replicas=settings.replicas, max_ongoing_requests=queue
-        )
-        archive = archive_bytes(spec)
-        return options.bind(
-            spec.name, archive, spec.batch_size, spec.max_batch_delay, threads, others
-        )
-
-    first, *rest = specs
-    others = {
-        spec.name: deployment(spec, max(QUEUE_PER_REPLICA, 2 * spec.batch_size)) for spec in rest
+    models = {
+        spec.name: ModelReplica.options(
+            name=f"model-{spec.name}", num_replicas=settings.replicas
+        ).bind(spec.name, archive_bytes(spec), spec.batch_size, threads)
+        for spec in specs
     }
-    return deployment(first, INGRESS_QUEUE, others)
+    here = {f"node:{ray.util.get_node_ip_address()}": 0.001}  # the machine the user started
+    frontend = HttpFrontend.options(
+        name="frontend", ray_actor_options={"num_cpus": 0, "resources": here}
+    )
+    return frontend.bind(models, specs, settings.replicas, settings.host, settings.port)
 
 
 def archive_bytes(spec: ModelSpec) -> bytes:
@@ -155,9 +204,9 @@ def start_ray(specs: list[ModelSpec], settings: Settings) -> str | None:
 
 
 def deploy(specs: list[ModelSpec], settings: Settings) -> None:
-    """Start Serve's HTTP proxy on `settings.host:port` and run the application."""
-    serve.start(http_options={"host": settings.host, "port": settings.port})
-    serve.run(application(specs, settings), name=APP_NAME, route_prefix="/")
+    """Run the application with Serve's HTTP proxy off (the frontend listens instead)."""
+    serve.start(proxy_location="Disabled")
+    serve.run(application(specs, settings), name=APP_NAME, route_prefix=None)
 
 
 def run_forever(specs: list[ModelSpec], settings: Settings, ready=None) -> None:
@@ -177,6 +226,16 @@ def run_forever(specs: list[ModelSpec], settings: Settings, ready=None) -> None:
         ray.shutdown()
         if temp:
             shutil.rmtree(temp, ignore_errors=True)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The inference API's socket, listening: bound before the command says it is ready."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listening.bind((host, port))
+    listening.listen(2048)
+    return listening
 
 
 def _unpack(name: str, archive: bytes) -> ModelFolder:

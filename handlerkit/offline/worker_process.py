@@ -54,6 +54,7 @@ class Worker:
         self.load_error: HandlerError | None = None
         self.last_error: HandlerError | None = None
         self._modules: dict[str, object] = {}
+        self._own_names = _own_module_names(folder.path)  # the folder's .py files, listed once
         try:
             with self._inside():
                 self._load(batch_size, gpu_id, limit_max_image_pixels)
@@ -110,7 +111,7 @@ class Worker:
         """Run as TorchServe's worker does: in the model folder, with it on sys.path."""
         folder = str(self.folder.path)
         with _PROCESS_LOCK:
-            shadowed = _take_modules(_own_module_names(self.folder.path))
+            shadowed = _take_modules(self._own_names)
             before = set(sys.modules)
             sys.modules.update(self._modules)
             sys.path.insert(0, folder)

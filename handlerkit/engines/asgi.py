@@ -1,0 +1,39 @@
+"""TorchServe's frontend on ASGI: one HTTP request -> `offline.frontend.admit` -> answer or job.
+
+The engines' HTTP servers speak ASGI (uvicorn). Both put this in front: it reads the whole
+request, applies TorchServe's frontend rules, and sends the frontend's own answers itself; an
+admitted request goes on as a `Job`, to LitServe's endpoint or to a Ray Serve batch.
+"""
+
+from __future__ import annotations
+
+from ..offline.frontend import Answer, Job, admit
+from .wire import http_response
+
+
+async def admit_request(scope: dict, receive, models) -> Answer | Job:
+    """The request read in full and put through TorchServe's frontend rules: the frontend's own
+    `Answer` (`/ping`, unknown paths and models, a body over the limit) or the model's `Job`."""
+    body = await read_body(receive)
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    query = scope.get("query_string", b"").decode("latin-1")
+    path = scope["path"] + (f"?{query}" if query else "")
+    return admit(path, body, headers, models)
+
+
+async def read_body(receive) -> bytes:
+    """The request's body, however many messages it came in (short when the client left)."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+async def send_answer(answer: Answer, scope: dict, receive, send) -> None:
+    """The `Answer` as the HTTP response: the same status, bytes and headers."""
+    await http_response(answer)(scope, receive, send)
