@@ -2,10 +2,13 @@
 
 Each engine in turn serves data/mnist through `python -m handlerkit serve`, alone on the machine,
 with the same batch size and delay; after a warm-up, it answers `--rounds` bursts of the same
-held-out digits from the same client. Every worker runs torch with `--threads` threads
+held-out digits from the same client. `--repeats` passes over the engines, each pass in another
+order, and each engine is compared with TorchServe in the same pass: on a shared machine the
+load drifts by tens of percent within minutes. Every worker runs torch with `--threads` threads
 (OMP_NUM_THREADS, default 1): on a small shared machine, two OpenMP threads per worker
 competing with the client and the engine's own processes make every engine's numbers erratic.
-Run: .venv/bin/python bench/engines.py [--requests 500] [--rounds 3] [--concurrency 64]
+Run: .venv/bin/python bench/engines.py [--requests 500] [--rounds 3] [--repeats 3]
+[--concurrency 64]
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ def start(engine: str, args: argparse.Namespace) -> tuple[EngineServer, float]:
 
 
 def measure(engine: str, args: argparse.Namespace, payloads: list[bytes]) -> dict:
-    """Start one engine, warm it up, then `args.rounds` bursts; stop it."""
+    """Start one engine, warm it up, then `args.rounds` bursts; stop it. The raw numbers."""
     server, startup = start(engine, args)
     rates, results = [], []
     try:
@@ -92,9 +95,27 @@ def measure(engine: str, args: argparse.Namespace, payloads: list[bytes]) -> dic
         after = cpu_seconds(pids)
     finally:
         server.stop()
-    result = summary(engine, rates, results, startup)
-    result["cpu_ms"] = cpu_per_request(before, after, len(results))
-    return result
+    cpu = cpu_per_request(before, after, len(results))
+    return {"rates": rates, "results": results, "startup": startup, "cpu_ms": cpu}
+
+
+def run_all(args: argparse.Namespace, payloads: list[bytes]) -> dict[str, list[dict]]:
+    """`args.repeats` passes over the engines, each pass in another order (the machine's load
+    drifts: no engine always runs first); each engine's runs, by engine."""
+    runs: dict[str, list[dict]] = {engine: [] for engine in args.engines}
+    for repeat in range(args.repeats):
+        shift = repeat % len(args.engines)
+        for engine in args.engines[shift:] + args.engines[:shift]:
+            runs[engine].append(measure(engine, args, payloads))
+    return runs
+
+
+def ratios(runs: dict[str, list[dict]], engine: str) -> list[float]:
+    """Per pass: the engine's median req/s over TorchServe's in the same pass."""
+    return [
+        statistics.median(mine["rates"]) / statistics.median(ts["rates"])
+        for mine, ts in zip(runs[engine], runs["torchserve"], strict=True)
+    ]
 
 
 def cpu_seconds(pids: set[int]) -> dict[int, tuple[str, float]]:
@@ -142,8 +163,15 @@ def cpu_per_request(before: dict, after: dict, requests: int) -> dict[str, float
     return {name: ms for name, ms in sorted(spent.items(), key=lambda kv: -kv[1]) if ms >= 0.01}
 
 
-def summary(engine: str, rates: list[float], results: list, startup: float) -> dict:
+def summary(engine: str, engine_runs: list[dict]) -> dict:
+    """One engine's runs together: every burst's rate, every request's latency."""
+    rates = [rate for run in engine_runs for rate in run["rates"]]
+    results = [answer for run in engine_runs for answer in run["results"]]
     cuts = statistics.quantiles([seconds for _, seconds in results], n=100)
+    cpu: dict[str, float] = {}
+    for run in engine_runs:
+        for name, ms in run["cpu_ms"].items():
+            cpu[name] = cpu.get(name, 0.0) + ms / len(engine_runs)
     return {
         "engine": engine,
         "requests": len(results),
@@ -153,20 +181,24 @@ def summary(engine: str, rates: list[float], results: list, startup: float) -> d
         "rps_max": max(rates),
         "p50_ms": 1000 * cuts[49],
         "p95_ms": 1000 * cuts[94],
-        "startup_s": startup,
+        "startup_s": statistics.mean(run["startup"] for run in engine_runs),
+        "cpu_ms": dict(sorted(cpu.items(), key=lambda kv: -kv[1])),
     }
 
 
-def table(results: list[dict], baseline: float) -> str:
+def table(results: list[dict], runs: dict[str, list[dict]]) -> str:
     lines = [
-        "| engine | requests | ok | req/s (median) | min..max | / TorchServe | p50 ms | p95 ms "
-        "| start s |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| engine | requests | ok | req/s (median) | min..max | / TorchServe (median of passes) "
+        "| each pass | p50 ms | p95 ms | start s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
     ]
     for r in results:
+        each = ratios(runs, r["engine"]) if "torchserve" in runs else []
+        ratio = f"{statistics.median(each):.2f}" if each else "-"
         lines.append(
             f"| {r['engine']} | {r['requests']} | {r['ok']} | {r['rps']:.0f} | "
-            f"{r['rps_min']:.0f}..{r['rps_max']:.0f} | {r['rps'] / baseline:.2f} | "
+            f"{r['rps_min']:.0f}..{r['rps_max']:.0f} | {ratio} | "
+            f"{' '.join(f'{x:.2f}' for x in each) or '-'} | "
             f"{r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['startup_s']:.0f} |"
         )
     return "\n".join(lines)
@@ -175,7 +207,8 @@ def table(results: list[dict], baseline: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=500, help="requests per burst")
-    parser.add_argument("--rounds", type=int, default=3, help="bursts per engine")
+    parser.add_argument("--rounds", type=int, default=3, help="bursts per engine and pass")
+    parser.add_argument("--repeats", type=int, default=3, help="passes over the engines")
     parser.add_argument("--concurrency", type=int, default=64, help="requests in flight")
     parser.add_argument("--batch-size", type=int, default=8, help="batch_size on every engine")
     parser.add_argument("--delay", type=int, default=50, help="max_batch_delay in ms")
@@ -187,16 +220,17 @@ def main() -> None:
     held_out = [samples.digit_png(i) for i in range(0, 5000, 5)]  # never trained on
     payloads = [held_out[i % len(held_out)] for i in range(args.requests)]
     load_before = os.getloadavg()[0]
-    results = [measure(engine, args, payloads) for engine in args.engines]
-    baseline = next((r["rps"] for r in results if r["engine"] == "torchserve"), results[0]["rps"])
+    runs = run_all(args, payloads)
+    results = [summary(engine, engine_runs) for engine, engine_runs in runs.items()]
     print(
         f"MNIST served on 127.0.0.1, {args.replicas} worker(s)/replica(s), {os.cpu_count()} CPU "
         f"cores, {args.threads} torch thread(s) per worker, batch_size={args.batch_size}, "
         f"max_batch_delay={args.delay} ms, "
-        f"concurrency={args.concurrency}, {args.rounds} rounds of {args.requests} requests, "
+        f"concurrency={args.concurrency}, {args.repeats} passes over the engines (each in another "
+        f"order) of {args.rounds} rounds of {args.requests} requests, "
         f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after\n"
     )
-    print(table(results, baseline))
+    print(table(results, runs))
     print("\nCPU per request, by process (ms; from /proc, during the timed bursts):\n")
     print("| engine | process | CPU ms / request |\n| --- | --- | ---: |")
     for r in results:
