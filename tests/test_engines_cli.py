@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 
@@ -50,6 +51,17 @@ def test_per_model_values_from_the_command_line():
 def test_the_command_exits_2_naming_what_is_missing(capsys):
     assert main(["serve", "mnist=/no/such/folder", "--engine", "litserve"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("engine", ["torchserve", "litserve", "ray"])
+def test_the_command_exits_2_when_its_port_is_taken(capsys, engine):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        command = ["serve", f"mnist={samples.MNIST_DIR}", "--engine", engine, "--port", port]
+        assert main(command) == 2
+    assert f"cannot listen on 127.0.0.1:{port} (Address already in use)" in capsys.readouterr().err
 
 
 def test_the_engine_server_runs_the_command_it_shows():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -49,7 +50,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Serve until interrupted; 0 on Ctrl-C, 2 when the command line names something missing."""
+    """Serve until interrupted; 0 on Ctrl-C, 2 when the command line names something missing
+    or the port is taken."""
     try:
         specs = parse_models(
             args.models,
@@ -61,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"handlerkit serve: {error}", file=sys.stderr)
         return 2
     settings = Settings(args.port, args.host, args.replicas, args.address)
+    busy = _cannot_listen(settings.host, settings.port)
+    if busy:  # before any engine starts: they would fail later, and less clearly
+        print(f"handlerkit serve: cannot listen on {busy}: choose another --port", file=sys.stderr)
+        return 2
     if args.engine == "ray" and args.address:
         use_cluster_token()
     run_forever = _engine(args.engine)
@@ -92,6 +98,18 @@ def use_cluster_token() -> None:
     path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
     if os.environ.get("RAY_AUTH_TOKEN") or path.is_file():
         os.environ["RAY_AUTH_MODE"] = "token"
+
+
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why the inference API could not listen on host:port (in use, say), or None."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            return f"{host}:{port} ({error.strerror})"
+    return None
 
 
 def _engine(engine: str):

@@ -127,8 +127,9 @@ class HttpFrontend:
 
 
 def batched_calls(handle, spec: ModelSpec, in_flight: int):
-    """`await rows(request) -> Answer`: requests gathered into Ray Serve batches of at most
-    `spec.batch_size` (waiting up to `max_batch_delay`), each batch one replica call."""
+    """A model's requests in Ray Serve batches: the function returned takes one request and
+    returns its `Answer`; Ray gathers up to `spec.batch_size` requests (waiting at most
+    `max_batch_delay`), and each batch is one call of a replica's `run`."""
 
     async def rows(batch: list[RequestInput]) -> list[Answer]:
         try:
@@ -157,9 +158,8 @@ def application(specs: list[ModelSpec], settings: Settings):
         ).bind(spec.name, archive_bytes(spec), spec.batch_size, threads)
         for spec in specs
     }
-    here = {f"node:{ray.util.get_node_ip_address()}": 0.001}  # the machine the user started
     frontend = HttpFrontend.options(
-        name="frontend", ray_actor_options={"num_cpus": 0, "resources": here}
+        name="frontend", ray_actor_options={"num_cpus": 0, "resources": _this_node()}
     )
     return frontend.bind(models, specs, settings.replicas, settings.host, settings.port)
 
@@ -226,6 +226,14 @@ def run_forever(specs: list[ModelSpec], settings: Settings, ready=None) -> None:
         ray.shutdown()
         if temp:
             shutil.rmtree(temp, ignore_errors=True)
+
+
+def _this_node() -> dict[str, float]:
+    """Ray's resource that places an actor on the node of this process (none through Ray Client,
+    whose process is not a node: the frontend then runs where Ray puts it)."""
+    ip = ray.util.get_node_ip_address()
+    nodes = {node["NodeManagerAddress"] for node in ray.nodes() if node["Alive"]}
+    return {f"node:{ip}": 0.001} if ip in nodes else {}
 
 
 def _listen(host: str, port: int) -> socket.socket:
