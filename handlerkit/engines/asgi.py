@@ -2,13 +2,28 @@
 
 The engines' HTTP servers speak ASGI (uvicorn). Both put this in front: it reads the whole
 request, applies TorchServe's frontend rules, and sends the frontend's own answers itself; an
-admitted request goes on as a `Job`, to LitServe's endpoint or to a Ray Serve batch.
+admitted request goes on as a `Job`, to LitServe's request handler or to a Ray Serve batch, and
+its `Answer` comes back as the HTTP response it was.
 """
 
 from __future__ import annotations
 
+import socket
+
 from ..offline.frontend import Answer, Job, admit
-from .wire import http_response
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port for the inference API (raises OSError when taken)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    bound = socket.socket(family, socket.SOCK_STREAM)
+    bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        bound.bind((host, port))
+    except OSError:
+        bound.close()
+        raise
+    return bound
 
 
 async def admit_request(scope: dict, receive, models) -> Answer | Job:
@@ -34,6 +49,13 @@ async def read_body(receive) -> bytes:
     return b"".join(chunks)
 
 
+def http_response(answer: Answer):
+    """The `Answer` as a Starlette response: the same status, bytes and headers."""
+    from starlette.responses import Response  # the engines' dependency, not the core's
+
+    return Response(answer.body, answer.status, dict(answer.headers))
+
+
 async def send_answer(answer: Answer, scope: dict, receive, send) -> None:
-    """The `Answer` as the HTTP response: the same status, bytes and headers."""
+    """The `Answer` sent as the HTTP response."""
     await http_response(answer)(scope, receive, send)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
+from .asgi import bind
 from .models import ENGINES, HOST, ModelSpec, Settings, parse_models, per_model
 
 READY = "Ctrl-C stops"  # printed once every model is registered (TorchServe) or deployed (Ray)
@@ -102,13 +102,10 @@ def use_cluster_token() -> None:
 
 def _cannot_listen(host: str, port: int) -> str | None:
     """Why the inference API could not listen on host:port (in use, say), or None."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            return f"{host}:{port} ({error.strerror})"
+    try:
+        bind(host, port).close()
+    except OSError as error:
+        return f"{host}:{port} ({error.strerror})"
     return None
 
 

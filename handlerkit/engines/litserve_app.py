@@ -21,9 +21,8 @@ from ..offline.frontend import Answer, RequestInput, error_answer
 from ..offline.server import run_batch
 from ..offline.store import ModelFolder, open_model
 from ..offline.worker_process import Worker
-from .asgi import admit_request, send_answer
+from .asgi import admit_request, http_response, send_answer
 from .models import ModelSpec, Settings
-from .wire import http_response
 
 API_PREFIX = "/handlerkit-model/"  # LitServe's endpoints (unused: the frontend goes round them)
 RESPONSE_TIMEOUT_S = 120  # TorchServe's default_response_timeout

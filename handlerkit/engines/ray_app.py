@@ -17,7 +17,6 @@ import asyncio
 import io
 import os
 import shutil
-import socket
 import tempfile
 import threading
 import time
@@ -33,7 +32,7 @@ from ..offline.frontend import Answer, RequestInput, error_answer
 from ..offline.server import run_batch
 from ..offline.store import ModelFolder, open_model
 from ..offline.worker_process import Worker
-from .asgi import admit_request, send_answer
+from .asgi import admit_request, bind, send_answer
 from .models import ModelSpec, Settings
 
 APP_NAME = "handlerkit"
@@ -116,7 +115,8 @@ class HttpFrontend:
             Frontend(handles, specs, replicas), lifespan="off", log_level="warning"
         )
         self.server = uvicorn.Server(config)
-        listening = _listen(host, port)  # bound before Serve reports the application running
+        listening = bind(host, port)  # before Serve reports the application running
+        listening.listen(2048)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [listening]}, daemon=True
         )
@@ -234,16 +234,6 @@ def _this_node() -> dict[str, float]:
     ip = ray.util.get_node_ip_address()
     nodes = {node["NodeManagerAddress"] for node in ray.nodes() if node["Alive"]}
     return {f"node:{ip}": 0.001} if ip in nodes else {}
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """The inference API's socket, listening: bound before the command says it is ready."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listening = socket.socket(family, socket.SOCK_STREAM)
-    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listening.bind((host, port))
-    listening.listen(2048)
-    return listening
 
 
 def _unpack(name: str, archive: bytes) -> ModelFolder:
