@@ -3,7 +3,9 @@
 TorchServe runs each model in its own Python process, started in the model folder with that
 folder on `sys.path`. Here a model is loaded and called with the same folder as the working
 directory and on `sys.path`, and with the modules its folder defines (`handler`, `model`, ...)
-visible only while it runs, so two models with a `model.py` each never see each other's.
+visible only while it runs, so two models with a `model.py` each never see each other's. A
+worker that has its process to itself (`resident`: a LitServe worker, a Ray Serve replica)
+enters its folder once and stays, as TorchServe's worker does.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class Worker:
         entry: What `handle` is: the handler object, or the module of a function entry point.
         load_error: Why loading failed, as a `HandlerError` (stage "initialize"), else None.
         last_error: What the handler raised in the last `predict`, else None.
+        resident: The process is this model's alone: it works in the model folder for good,
+            instead of entering it (and leaving it) at each call.
     """
 
     def __init__(
@@ -47,8 +51,9 @@ class Worker:
         batch_size: int = 1,
         gpu_id: int | None = None,
         limit_max_image_pixels: bool = True,
+        resident: bool = False,
     ) -> None:
-        self.name, self.folder = name, folder
+        self.name, self.folder, self.resident = name, folder, resident
         self.service = None
         self.entry = None
         self.load_error: HandlerError | None = None
@@ -56,8 +61,12 @@ class Worker:
         self._modules: dict[str, object] = {}
         self._own_names = _own_module_names(folder.path)  # the folder's .py files, listed once
         try:
-            with self._inside():
+            if resident:
+                self._settle()
                 self._load(batch_size, gpu_id, limit_max_image_pixels)
+            else:
+                with self._inside():
+                    self._load(batch_size, gpu_id, limit_max_image_pixels)
         except Exception as error:  # noqa: BLE001 - TorchServe's worker dies; we report it
             self.load_error = HandlerError(
                 "initialize", f"{type(error).__name__}: {error}", traceback.format_exc()
@@ -102,9 +111,21 @@ class Worker:
     def predict(self, batch: list[RequestInput]) -> Reply:
         """Send one batch through `ts`'s decoder, its Service and its encoder."""
         self.last_error = None
-        with self._inside():
+        if self.resident:
             reply = self.service.predict(decode_batch(encode_batch(batch)))
+        else:
+            with self._inside():
+                reply = self.service.predict(decode_batch(encode_batch(batch)))
         return decode_reply(bytes(reply))
+
+    def _settle(self) -> None:
+        """Work in the model folder from now on, as TorchServe's worker process does."""
+        folder = str(self.folder.path)
+        sys.path.insert(0, folder)
+        os.chdir(folder)
+        ts_logger = logging.getLogger("ts")
+        ts_logger.propagate = False
+        ts_logger.addHandler(_SILENT)
 
     @contextmanager
     def _inside(self) -> Iterator[None]:
@@ -134,6 +155,8 @@ class Worker:
                 sys.modules.update(shadowed)
 
     def close(self) -> None:
+        if self.resident and os.getcwd() == str(self.folder.path):
+            os.chdir(self.folder.path.parent)  # the folder is removed next
         self.service = None
         self.entry = None
         self._modules.clear()
