@@ -4,28 +4,72 @@
 answers what the frontend answers itself and hands each admitted request, as the worker input
 itself, to LitServe's request handler for its model's LitAPI (what LitServe's endpoint calls once
 it has parsed a body: LitServe's endpoints read JSON or forms only, and this skips the parsing).
-LitServe queues and batches them (`max_batch_size`, `batch_timeout`); the LitAPI's worker process
-runs `ts`'s worker on the batch, one `handle` call, and returns each answer as the HTTP response.
+LitServe queues and batches them (`max_batch_size`, `batch_timeout`; `GatheringLoop` gathers the
+next batch while one computes); the LitAPI's worker process hands each batch to `ts`'s worker in
+the model's own process (`ModelProcess`), one `handle` call, and returns each answer as the HTTP
+response.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 import urllib.parse
 
 import litserve as ls
 from fastapi import HTTPException
+from litserve.loops.simple_loops import BatchedLoop
 from litserve.server import RegularRequestHandler
-from starlette.responses import Response
 
 from ..offline.frontend import Answer, RequestInput, error_answer
-from ..offline.server import run_batch
 from ..offline.store import ModelFolder, open_model
-from ..offline.worker_process import Worker
-from .asgi import admit_request, http_response, send_answer
+from .asgi import admit_request, send_answer
+from .model_process import ModelProcess
 from .models import ModelSpec, Settings
 
 API_PREFIX = "/handlerkit-model/"  # LitServe's endpoints (unused: the frontend goes round them)
 RESPONSE_TIMEOUT_S = 120  # TorchServe's default_response_timeout
+
+
+class GatheringLoop(BatchedLoop):
+    """LitServe's batched loop, with two threads beside it: one gathers the next batch (LitServe's
+    own `collate_requests`: `max_batch_size`, `batch_timeout`) while the current one computes,
+    as TorchServe's frontend queues requests while its worker computes; one sends the answers
+    back to LitServe's API server while the next batch starts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gathered: queue.Queue | None = None
+        self.outbox: queue.Queue | None = None
+
+    def get_batch_requests(self, lit_api, request_queue, transport):
+        if self.gathered is None:  # first call, in the worker process: start both threads
+            self.gathered, self.outbox = queue.Queue(maxsize=1), queue.Queue()
+            threading.Thread(target=self._send, daemon=True).start()
+            threading.Thread(
+                target=self._gather, args=(lit_api, request_queue, transport), daemon=True
+            ).start()
+        item = self.gathered.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def put_response(self, transport, response_queue_id, uid, response_data, status, response_type):
+        self.outbox.put((transport, response_queue_id, uid, response_data, status, response_type))
+
+    def _send(self) -> None:
+        while True:
+            super().put_response(*self.outbox.get())
+
+    def _gather(self, lit_api, request_queue, transport) -> None:
+        while True:
+            try:
+                batch, timed_out = super().get_batch_requests(lit_api, request_queue, transport)
+            except BaseException as error:  # LitServe's stop signal, or a broken queue
+                self.gathered.put(error)
+                return
+            if batch or timed_out:
+                self.gathered.put((batch, timed_out))
 
 
 class ModelAPI(ls.LitAPI):
@@ -41,14 +85,15 @@ class ModelAPI(ls.LitAPI):
             max_batch_size=spec.batch_size,
             batch_timeout=spec.max_batch_delay / 1000,
             api_path=API_PREFIX + urllib.parse.quote(spec.name, safe=""),
+            loop=GatheringLoop() if spec.batch_size > 1 else "auto",
         )
         self.name, self.folder, self.batch_size = spec.name, folder, spec.batch_size
-        self.worker: Worker | None = None
+        self.worker: ModelProcess | None = None
 
     def setup(self, device: str) -> None:
-        """In LitServe's worker process: load the model as TorchServe's worker does."""
+        """In LitServe's worker process: load the model in a child, as TorchServe's worker."""
         gpu_id = int(device.split(":")[1]) if device.startswith("cuda:") else None
-        self.worker = Worker(self.name, open_model(self.folder, self.name), self.batch_size, gpu_id)
+        self.worker = ModelProcess(self.name, self.folder, self.batch_size, gpu_id)
 
     def decode_request(self, request: RequestInput) -> RequestInput:
         return request  # the frontend already made the worker input
@@ -59,14 +104,14 @@ class ModelAPI(ls.LitAPI):
     def predict(self, x: RequestInput | list[RequestInput]) -> Answer | list[Answer]:
         """One `handle` call for LitServe's batch (a single request when batching is off)."""
         if isinstance(x, list):
-            return run_batch(self.worker, x)
-        return run_batch(self.worker, [x])[0]
+            return self.worker.run(x)
+        return self.worker.run([x])[0]
 
     def unbatch(self, output: list[Answer]) -> list[Answer]:
         return output
 
-    def encode_response(self, output: Answer) -> Response:
-        return http_response(output)
+    def encode_response(self, output: Answer) -> Answer:
+        return output  # the frontend writes it as the HTTP response, as TorchServe's does
 
 
 class TorchServeFrontend:
@@ -92,14 +137,13 @@ class TorchServeFrontend:
         if isinstance(outcome, Answer):
             return await send_answer(outcome, scope, receive, send)
         try:
-            response = await self.handlers[outcome.model].handle_request(
+            answer = await self.handlers[outcome.model].handle_request(
                 outcome.request, RequestInput
             )
         except HTTPException as error:  # LitServe's own failures (a timeout, a dead worker)
             kind = "InternalServerException" if error.status_code >= 500 else "BadRequestException"
             answer = error_answer(error.status_code, kind, str(error.detail))
-            return await send_answer(answer, scope, receive, send)
-        await response(scope, receive, send)
+        await send_answer(answer, scope, receive, send)
 
 
 def build(models: dict[ModelSpec, ModelFolder], settings: Settings) -> ls.LitServer:

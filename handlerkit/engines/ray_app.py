@@ -4,11 +4,12 @@ As in TorchServe, the frontend batches and the workers compute. The frontend (uv
 TorchServe's frontend rules) runs in one replica of its own on the serve command's machine: it
 answers what TorchServe's frontend answers itself and gathers each model's requests with Ray
 Serve's `@serve.batch` (`max_batch_size`, `batch_wait_timeout_s`); each batch goes to one of the
-model's replicas through a `DeploymentHandle`, in one Ray call, and the replica runs `ts`'s
-worker on it: one `handle` call. Ray Serve places the replicas (`--replicas`) on the cluster's
-nodes (`--address`) and spreads the batches over them; models travel as `.mar` bytes, so a
-replica loads its own copy on any node. Ray Serve's HTTP proxy is not started: TorchServe's API
-is the frontend's.
+model's replicas through a `DeploymentHandle`, in one call (gRPC, Ray Serve's throughput mode),
+and the replica hands it to `ts`'s worker in the model's own process (`ModelProcess`, as
+TorchServe's frontend hands batches to its Python worker): one `handle` call. Ray Serve places
+the replicas (`--replicas`) on the cluster's nodes (`--address`) and spreads the batches over
+them; models travel as `.mar` bytes, so a replica loads its own copy on any node. Ray Serve's
+HTTP proxy is not started: TorchServe's API is the frontend's.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import io
 import os
 import shutil
 import tempfile
-import threading
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -29,21 +29,31 @@ import uvicorn
 from ray import serve
 
 from ..offline.frontend import Answer, RequestInput, error_answer
-from ..offline.server import run_batch
 from ..offline.store import ModelFolder, open_model
-from ..offline.worker_process import Worker
 from .asgi import admit_request, bind, send_answer
+from .model_process import ModelProcess
 from .models import ModelSpec, Settings
 
 APP_NAME = "handlerkit"
 BATCHES_PER_REPLICA = 2  # in flight per replica: one computing, the next one already there
 # No access log line per Ray call (each batch would write one to the replica's log file).
 QUIET = {"enable_access_log": False, "log_level": "WARNING"}
+# Ray Serve's throughput-optimized mode in both deployments (the frontend's calls reach the
+# replicas over gRPC, not as Ray tasks; user code and routing on each replica's main loop), its
+# direct ingress off: TorchServe's frontend is the HTTP server.
+THROUGHPUT_MODE = {
+    "env_vars": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0"}
+}
 
 
-@serve.deployment(max_ongoing_requests=BATCHES_PER_REPLICA, logging_config=QUIET)
+@serve.deployment(
+    max_ongoing_requests=BATCHES_PER_REPLICA,
+    logging_config=QUIET,
+    ray_actor_options={"runtime_env": THROUGHPUT_MODE},
+)
 class ModelReplica:
-    """One replica of a model: its own unpacked `.mar` and `ts` worker; a call is a batch.
+    """One replica of a model: its own unpacked `.mar`, and `ts`'s worker in a process of its
+    own (`ModelProcess`); a call is a batch.
 
     Args:
         name: The model name.
@@ -53,23 +63,20 @@ class ModelReplica:
     """
 
     def __init__(self, name: str, archive: bytes, batch_size: int, threads: int | None) -> None:
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)
         self.folder = _unpack(name, archive)
-        self.worker = Worker(name, self.folder, batch_size, _gpu_id())
+        self.worker = ModelProcess(name, self.folder.path, batch_size, _gpu_id(), threads)
         self.compute = ThreadPoolExecutor(1)  # one batch at a time, as in TorchServe's worker
 
     async def run(self, batch: list[RequestInput]) -> list[Answer]:
-        """One `handle` call for the batch; an answer per request, in order. Off the replica's
-        event loop, which keeps answering Ray Serve's health checks during a long batch."""
+        """One `handle` call for the batch, in the model's process; an answer per request, in
+        order. The replica's event loop stays free meanwhile (Ray Serve's health checks)."""
         return await asyncio.get_running_loop().run_in_executor(
-            self.compute, run_batch, self.worker, batch
+            self.compute, self.worker.run, batch
         )
 
     def __del__(self) -> None:  # Ray Serve calls it when the replica stops
         self.worker.close()
+        self.folder.remove()
 
 
 class Frontend:
@@ -110,17 +117,18 @@ class HttpFrontend:
         host, port: Where TorchServe's inference API listens.
     """
 
-    def __init__(self, handles: dict, specs: list[ModelSpec], replicas: int, host, port) -> None:
+    async def __init__(self, handles: dict, specs: list[ModelSpec], replicas: int, host, port):
         config = uvicorn.Config(
             Frontend(handles, specs, replicas), lifespan="off", log_level="warning"
         )
         self.server = uvicorn.Server(config)
         listening = bind(host, port)  # before Serve reports the application running
         listening.listen(2048)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [listening]}, daemon=True
+        # On the replica's main event loop (THROUGHPUT_MODE): the requests, their batches and
+        # the calls to the replicas share one loop and one thread.
+        self.serving = asyncio.get_running_loop().create_task(
+            self.server.serve(sockets=[listening])
         )
-        self.thread.start()
 
     def __del__(self) -> None:
         self.server.should_exit = True
@@ -130,10 +138,13 @@ def batched_calls(handle, spec: ModelSpec, in_flight: int):
     """A model's requests in Ray Serve batches: the function returned takes one request and
     returns its `Answer`; Ray gathers up to `spec.batch_size` requests (waiting at most
     `max_batch_delay`), and each batch is one call of a replica's `run`."""
+    # Over gRPC, as in Ray Serve's throughput mode; the handle came from the serve command,
+    # where that mode is off, so it is asked for here.
+    run = handle.options(_by_reference=False).run
 
     async def rows(batch: list[RequestInput]) -> list[Answer]:
         try:
-            return await handle.run.remote(batch)
+            return await run.remote(batch)
         except Exception as error:  # the replica died or Ray failed: a server fault, 5xx
             message = f"Ray Serve could not run the batch: {type(error).__name__}: {error}"
             return [error_answer(500, "InternalServerException", message)] * len(batch)
@@ -159,7 +170,12 @@ def application(specs: list[ModelSpec], settings: Settings):
         for spec in specs
     }
     frontend = HttpFrontend.options(
-        name="frontend", ray_actor_options={"num_cpus": 0, "resources": _this_node()}
+        name="frontend",
+        ray_actor_options={
+            "num_cpus": 0,
+            "resources": _this_node(),
+            "runtime_env": THROUGHPUT_MODE,
+        },
     )
     return frontend.bind(models, specs, settings.replicas, settings.host, settings.port)
 
