@@ -123,7 +123,7 @@ def ratios(runs: dict[str, list[dict]], engine: str) -> list[float]:
 def cpu_seconds(pids: set[int]) -> dict[int, tuple[str, float]]:
     """(name, user + system CPU seconds) of each live process, from /proc/PID/stat and cmdline."""
     ticks = os.sysconf("SC_CLK_TCK")
-    found = {}
+    found, parents = {}, {}
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as stat:
@@ -133,6 +133,11 @@ def cpu_seconds(pids: set[int]) -> dict[int, tuple[str, float]]:
         except OSError:
             continue
         found[pid] = (process_name(argv), (int(fields[11]) + int(fields[12])) / ticks)
+        parents[pid] = int(fields[1])
+    for pid, (name, seconds) in found.items():  # a model's process: named by its engine's
+        parent = found.get(parents[pid], ("", 0.0))[0]
+        if parent.startswith("ray::") or (name == parent and name.startswith("LitServe")):
+            found[pid] = (f"the model's process (ts worker), child of {parent}", seconds)
     return found
 
 
