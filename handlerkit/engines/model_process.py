@@ -92,7 +92,7 @@ def serve_batches(
         torch.set_num_threads(threads)
     worker = Worker(name, open_model(Path(folder), name), batch_size, gpu_id, resident=True)
     try:
-        pipe.send(worker.load_error is None)
+        pipe.send(None)  # loaded (a failed load: run_batch answers 503 per request)
         while True:
             try:
                 batch = pipe.recv()

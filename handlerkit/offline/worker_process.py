@@ -118,32 +118,31 @@ class Worker:
                 reply = self.service.predict(decode_batch(encode_batch(batch)))
         return decode_reply(bytes(reply))
 
-    def _settle(self) -> None:
-        """Work in the model folder from now on, as TorchServe's worker process does."""
-        folder = str(self.folder.path)
-        sys.path.insert(0, folder)
-        os.chdir(folder)
+    def _settle(self) -> tuple[str, bool]:
+        """Work in the model folder, with it on sys.path and `ts`'s log quiet, as TorchServe's
+        worker process does. Returns what to restore: the working directory, the log's
+        propagation."""
+        sys.path.insert(0, str(self.folder.path))
+        cwd = os.getcwd()
+        os.chdir(self.folder.path)
         ts_logger = logging.getLogger("ts")
-        ts_logger.propagate = False
+        propagates, ts_logger.propagate = ts_logger.propagate, False
         ts_logger.addHandler(_SILENT)
+        return cwd, propagates
 
     @contextmanager
     def _inside(self) -> Iterator[None]:
-        """Run as TorchServe's worker does: in the model folder, with it on sys.path."""
+        """`_settle` for one call: the folder, and only its modules, seen while it runs."""
         folder = str(self.folder.path)
         with _PROCESS_LOCK:
             shadowed = _take_modules(self._own_names)
             before = set(sys.modules)
             sys.modules.update(self._modules)
-            sys.path.insert(0, folder)
-            cwd = os.getcwd()
-            os.chdir(folder)
-            ts_logger = logging.getLogger("ts")
-            propagates, ts_logger.propagate = ts_logger.propagate, False
-            ts_logger.addHandler(_SILENT)
+            cwd, propagates = self._settle()
             try:
                 yield
             finally:
+                ts_logger = logging.getLogger("ts")
                 ts_logger.propagate = propagates
                 ts_logger.removeHandler(_SILENT)
                 os.chdir(cwd)
