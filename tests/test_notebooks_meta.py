@@ -135,3 +135,42 @@ def test_stores_at_least_three_pictures(notebook):
         f"{len(pictures)} stored pictures (image/png or image/jpeg outputs); draw at least "
         f"{MIN_PICTURES} of what the notebook shows, then run it and save it with its outputs"
     )
+
+
+def sanitize_rules() -> list[tuple[re.Pattern, str]]:
+    """notebooks/sanitize.cfg's (regex, replace) pairs, in file order, as nbval applies them."""
+    lines = (NOTEBOOKS / "sanitize.cfg").read_text().splitlines()
+    return [
+        (re.compile(line.removeprefix("regex:").strip()), after.removeprefix("replace:").strip())
+        for line, after in zip(lines, lines[1:])
+        if line.startswith("regex:") and after.startswith("replace:")
+    ]
+
+
+# A number with 8 or more significant digits after the point: a float printed at full precision,
+# whose last digits change with the CPU, the thread count and the BLAS kernel.
+MACHINE_DIGITS = re.compile(r"(?<![\w.])-?\d*\.0*[1-9]\d{7,}")
+
+
+def compared(cell) -> bool:
+    """nbval compares this cell's outputs (no NBVAL_IGNORE_OUTPUT/NBVAL_SKIP marker or tag)."""
+    markers = ("NBVAL_IGNORE_OUTPUT", "NBVAL_SKIP")
+    tags = cell.metadata.get("tags", [])
+    return not any(m in first_line(cell) or m.lower().replace("_", "-") in tags for m in markers)
+
+
+def test_compared_outputs_hold_no_machine_dependent_digits(notebook):
+    """A second machine (other CPU, other thread count) must get the outputs nbval compares."""
+    rules = sanitize_rules()
+    found = []
+    for cell in code_cells(notebook):
+        if not compared(cell):
+            continue
+        text = output_text(cell)
+        for pattern, replace in rules:
+            text = pattern.sub(replace, text)
+        found += [(first_line(cell), m) for m in MACHINE_DIGITS.findall(text)[:2]]
+    assert not found, (
+        f"outputs that nbval compares print floats at full precision: {found}; round them to "
+        "what the lesson needs, or sanitize them in notebooks/sanitize.cfg with the reason"
+    )
