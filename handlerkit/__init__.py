@@ -3,10 +3,10 @@
 Handlers mirror TorchServe's; `trace(handler)` records the tensor between every stage.
 """
 
-from . import viz  # noqa: E402,F401,I001 - registers the drawer `Trace.show()` uses
+from .show import viz  # noqa: E402,F401,I001 - registers the drawer `Trace.show()` uses
 from .context import Context
 from .errors import ModelLoadError, RequestError, TooManyPixels
-from .fastpath import TensorImageClassifier
+from .handlers.tensor_classifier import TensorImageClassifier
 from .handlers.base import BaseHandler
 from .handlers.image_classifier import ImageClassifier
 from .handlers.mnist import MNISTDigitClassifier

@@ -105,7 +105,7 @@ class Trace(Sequence):
         # so one copy serves both. Weak, so the trace never keeps the handler's own values alive.
         self._recent: list[tuple[weakref.ref, Any]] = []
 
-    # Set by `handlerkit.viz` when it is imported: draws a trace (tracing itself imports no viz).
+    # Set by `handlerkit.show.viz` on import: draws a trace (tracing itself imports no viz).
     drawer: Callable | None = None
 
     def __getitem__(self, index):
@@ -167,9 +167,9 @@ class Trace(Sequence):
         return f"Trace({len(self.records)} records)\n{self.table()}"
 
     def show(self, row: int = 0):
-        """Draw the pipeline for request `row` with the drawer `handlerkit.viz` registers."""
+        """Draw the pipeline for request `row` with the drawer `handlerkit.show.viz` registers."""
         if Trace.drawer is None:
-            raise RuntimeError("drawing needs matplotlib: `import handlerkit.viz` first")
+            raise RuntimeError("drawing needs matplotlib: `import handlerkit.show.viz` first")
         return Trace.drawer(self, row=row)
 
     def _copy(self, value: Any, fresh: bool = False) -> Any:

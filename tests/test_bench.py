@@ -8,7 +8,7 @@ from PIL import Image
 
 import handlerkit
 from bench.__main__ import main
-from handlerkit.timing import captured_bytes
+from handlerkit.show.timing import captured_bytes
 
 
 def test_max_rows_keeps_copies_of_the_first_rows_only(densenet, photo_rows):

@@ -13,7 +13,7 @@ from uploads import printed_digits_by_font, redrawn_heldout
 
 from handlerkit import digits as D
 from handlerkit import samples
-from handlerkit import train as T
+from handlerkit.course import train as T
 
 
 def ink_on_paper(size=(120, 90), box=(30, 20, 60, 70), paper=230, ink=20, mode="L") -> Image.Image:

@@ -16,8 +16,7 @@ import pytest
 from torchserve_battery import BATCH, BATCH_DELAY, BATCHED, CASES, MODELS, PNG, ROUTES, send
 
 from handlerkit import samples
-from handlerkit.engines import EngineServer
-from handlerkit.engines.process import descendants
+from handlerkit.run.child import EngineServer, descendants
 
 pytestmark = [pytest.mark.engines, pytest.mark.serve]
 

@@ -10,8 +10,8 @@ import pytest
 
 from handlerkit import samples
 from handlerkit.__main__ import main
-from handlerkit.engines import EngineServer, parse_models
-from handlerkit.engines.models import per_model
+from handlerkit.run.child import EngineServer
+from handlerkit.run.models import parse_models, per_model
 
 
 def test_models_are_named_and_batched_per_model(tmp_path):
@@ -76,7 +76,8 @@ def test_the_engine_server_runs_the_command_it_shows():
 
 def test_the_core_never_imports_an_engine():
     code = (
-        "import sys, handlerkit, handlerkit.engines, handlerkit.engines.cli, handlerkit.offline\n"
+        "import sys, handlerkit, handlerkit.offline, handlerkit.run.child\n"
+        "import handlerkit.run.serve_cli\n"
         "print(sorted({'litserve', 'ray', 'fastapi'} & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -22,10 +22,9 @@ import pytest
 from torchserve_battery import send
 
 from handlerkit import samples
-from handlerkit.engines import EngineServer
-from handlerkit.engines.process import free_port
 from handlerkit.offline import OfflineServer
-from handlerkit.serve.process import port_in_use
+from handlerkit.run.child import EngineServer, free_port
+from handlerkit.run.torchserve.process import port_in_use
 
 pytest.importorskip("ray.serve")
 pytestmark = pytest.mark.engines

@@ -8,8 +8,9 @@ import torch
 
 import handlerkit
 from bench.reference import ts_context, ts_initialize
-from handlerkit import ImageClassifier, samples, viz
+from handlerkit import ImageClassifier, samples
 from handlerkit.handlers.base import explain_target
+from handlerkit.show import viz
 
 PHOTO = samples.photo_bytes("chelsea")
 

@@ -13,8 +13,9 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image
 
 import handlerkit
-from handlerkit import Context, ImageClassifier, fastpath, samples
-from handlerkit.fastpath import TensorImageClassifier, compare_paths
+from handlerkit import Context, ImageClassifier, samples
+from handlerkit.handlers import tensor_classifier
+from handlerkit.handlers.tensor_classifier import TensorImageClassifier, compare_paths
 
 # Tolerance: torch's antialiased bilinear resize of uint8 rounds like Pillow's but not always to
 # the same grey level, so an input may differ by one step of 1/255 before Normalize, which is
@@ -89,7 +90,9 @@ def test_other_modes_and_formats_decode_as_their_rgb_conversion(fast_densenet, m
 
 @pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "RGBA", "CMYK", "RGB", "I;16"])
 def test_a_pillow_image_becomes_its_rgb_tensor_band_by_band(monkeypatch, mode):
-    monkeypatch.setattr(fastpath, "BAND_PIXELS", 5000)  # 11 rows a band: many bands, a short one
+    monkeypatch.setattr(
+        tensor_classifier, "BAND_PIXELS", 5000
+    )  # 11 rows a band: many bands, a short one
     image = samples.photo("chelsea")
     if mode == "P":
         image = image.convert("P", palette=Image.Palette.ADAPTIVE)
@@ -97,11 +100,13 @@ def test_a_pillow_image_becomes_its_rgb_tensor_band_by_band(monkeypatch, mode):
     elif mode == "I;16":
         image = image.convert("L")
         image = Image.fromarray(np.asarray(image).astype(np.uint16) * 257)
-        image = fastpath.decode_image(samples.encode(image, "PNG"))  # scaled back to 8 bits
+        image = tensor_classifier.decode_image(
+            samples.encode(image, "PNG")
+        )  # scaled back to 8 bits
     else:
         image = image.convert(mode)
     expected = TF.pil_to_tensor(image.convert("RGB"))
-    assert fastpath.rgb_tensor(image).equal(expected)
+    assert tensor_classifier.rgb_tensor(image).equal(expected)
 
 
 def _png_16_bit_rgb(pixels: np.ndarray) -> bytes:
@@ -123,8 +128,10 @@ def test_16_bit_pngs_decode_as_the_8_bit_image_they_scale_to(fast_densenet):
     sixteen_rgb = _png_16_bit_rgb(rgb.astype(np.uint32) * 257)
     grey = rgb[..., 0]
     sixteen_grey = samples.encode(Image.fromarray(grey.astype(np.uint16) * 257), "PNG")
-    assert fastpath.is_16_bit_png(sixteen_rgb) and fastpath.is_16_bit_png(sixteen_grey)
-    assert not fastpath.is_16_bit_png(samples.encode(Image.fromarray(grey), "PNG"))
+    assert tensor_classifier.is_16_bit_png(sixteen_rgb) and tensor_classifier.is_16_bit_png(
+        sixteen_grey
+    )
+    assert not tensor_classifier.is_16_bit_png(samples.encode(Image.fromarray(grey), "PNG"))
     assert handler.decode(sixteen_rgb).equal(torch.from_numpy(rgb.copy()).permute(2, 0, 1))
     assert handler.decode(sixteen_grey).equal(torch.from_numpy(grey.copy()).expand(3, -1, -1))
 

@@ -25,7 +25,7 @@ from handlerkit import (
     UploadedDigitClassifier,
     samples,
 )
-from handlerkit.fastpath import TensorImageClassifier
+from handlerkit.handlers.tensor_classifier import TensorImageClassifier
 from handlerkit.images import decode_image, open_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from handlerkit.engines.model_process import ModelProcess
-from handlerkit.offline import frontend
-from handlerkit.offline.store import open_model
+from handlerkit.run.model_process import ModelProcess
+from handlerkit.serving import frontend
+from handlerkit.serving.model_folder import open_model
 
 pytestmark = pytest.mark.engines
 

@@ -10,7 +10,7 @@ import pytest
 from handlerkit import samples
 from handlerkit.__main__ import main
 from handlerkit.offline import OfflineServer
-from handlerkit.offline.check import check
+from handlerkit.serving.check import check
 
 HANDLERS = Path(__file__).parent / "handlers"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from handlerkit.notebooks import series
+from handlerkit.course.notebooks import series
 
 pytestmark = pytest.mark.package
 

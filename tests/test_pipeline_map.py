@@ -11,7 +11,7 @@ from pathlib import Path  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 
 import handlerkit  # noqa: E402
-from handlerkit import pipeline_map  # noqa: E402
+from handlerkit.show import pipeline_map  # noqa: E402
 
 DOCS_MAP = Path(__file__).resolve().parents[1] / "docs" / "pipeline_map.png"
 
@@ -52,4 +52,6 @@ def test_each_class_box_lists_the_methods_that_class_defines():
 def test_save_writes_the_png_the_readme_shows(tmp_path):
     out = pipeline_map.save_pipeline_map(tmp_path / "map.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 50_000
-    assert DOCS_MAP.is_file(), "regenerate: python -m handlerkit.pipeline_map docs/pipeline_map.png"
+    assert DOCS_MAP.is_file(), (
+        "regenerate: python -m handlerkit.show.pipeline_map docs/pipeline_map.png"
+    )

@@ -20,8 +20,8 @@ import torch
 from PIL import Image
 
 from handlerkit.loading import import_one_class
+from handlerkit.run.torchserve import server as serve_server
 from handlerkit.serve import ServeError, TorchServe, archive, measure
-from handlerkit.serve import server as serve_server
 
 pytestmark = pytest.mark.serve
 

@@ -21,8 +21,8 @@ import torch
 
 from handlerkit import samples
 from handlerkit.loading import import_one_class
+from handlerkit.run.torchserve import process as serve_process
 from handlerkit.serve import TorchServe, archive
-from handlerkit.serve import process as serve_process
 
 pytestmark = pytest.mark.serve
 

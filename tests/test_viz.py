@@ -10,8 +10,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
 import handlerkit  # noqa: E402
-from handlerkit import viz  # noqa: E402
 from handlerkit.__main__ import main  # noqa: E402
+from handlerkit.show import viz  # noqa: E402
 
 
 @pytest.fixture(scope="module")

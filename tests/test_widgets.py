@@ -62,7 +62,7 @@ def test_a_drawing_is_classified_like_an_upload(playground):
     """The pad's RGBA pixels, as the browser syncs them, go through the same handler."""
     pad = Image.new("RGBA", (280, 280), (255, 255, 255, 255))
     ImageDraw.Draw(pad).line([(140, 40), (140, 240)], fill=(0, 0, 0, 255), width=22)
-    from handlerkit.widgets import _png
+    from handlerkit.show.widgets import _png
 
     answer = playground.classify(_png(np.asarray(pad)), source="drawing")
     assert answer["digit"] == 1 and playground.prediction == 1
@@ -139,7 +139,7 @@ def _axes_images(fig) -> list:
 def test_snapshot_draws_what_the_widget_shows(playground):
     import matplotlib.pyplot as plt
 
-    from handlerkit.widgets import _png_image
+    from handlerkit.show.widgets import _png_image
 
     data = _photo_of_digit(3515)
     _upload(playground, data)

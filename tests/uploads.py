@@ -10,7 +10,7 @@ import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from handlerkit.train import heldout_split
+from handlerkit.course.train import heldout_split
 
 FORMATS = ("jpeg", "rgba_png", "rgb_png")
 PRINT_SIZES = (40, 90, 180)  # font sizes in points (PIL: pixels per em)

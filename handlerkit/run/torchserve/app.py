@@ -10,8 +10,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..serve import TorchServe, archive
-from .models import HOST, ModelSpec, Settings
+from ..models import HOST, ModelSpec, Settings
+from .archive import archive
+from .server import TorchServe
 
 
 def store_models(specs: list[ModelSpec], store: Path) -> dict[str, str]:

@@ -18,8 +18,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from .cli import READY
 from .models import ENGINES, HOST, Settings
+from .serve_cli import READY
 
 STOP_GRACE_S = 60.0
 LEFTOVER_GRACE_S = 5.0

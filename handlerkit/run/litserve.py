@@ -21,8 +21,8 @@ from fastapi import HTTPException
 from litserve.loops.simple_loops import BatchedLoop
 from litserve.server import RegularRequestHandler
 
-from ..offline.frontend import Answer, RequestInput, error_answer
-from ..offline.store import ModelFolder, open_model
+from ..serving.frontend import Answer, RequestInput, error_answer
+from ..serving.model_folder import ModelFolder, open_model
 from .asgi import admit_request, send_answer
 from .model_process import ModelProcess
 from .models import ModelSpec, Settings

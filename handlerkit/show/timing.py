@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from PIL import Image
 
-from .tracing import Trace
+from ..tracing import Trace
 
 STAGES = ("preprocess", "forward", "postprocess", "total")  # the rows under the steps
 PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2}  # Pillow stores every other mode in 4 bytes

@@ -11,10 +11,10 @@ import os
 import weakref
 from collections.abc import Mapping, Sequence
 
-from . import frontend
-from .frontend import Answer, HandlerError, Job, RequestInput
-from .store import open_model
-from .worker_process import Worker
+from ..serving import frontend
+from ..serving.frontend import Answer, HandlerError, Job, RequestInput
+from ..serving.model_folder import open_model
+from ..serving.worker import Worker
 
 Headers = Mapping[str, str] | None
 

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .loading import import_model_file
+from ..loading import import_model_file
+from ..stats import MNIST_MEAN, MNIST_STD
 from .samples import MNIST_DIR, mnist_data
-from .stats import MNIST_MEAN, MNIST_STD
 
 BATCH_SIZE = 128
 EPOCHS = 24  # 768 batches: about 105 s on one idle core, less on two; 98.9% held out

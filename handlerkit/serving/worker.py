@@ -20,8 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .frontend import HandlerError, RequestInput
-from .store import ModelFolder
-from .worker import Reply, decode_batch, decode_reply, encode_batch
+from .model_folder import ModelFolder
+from .wire import Reply, decode_batch, decode_reply, encode_batch
 
 # The working directory and sys.modules are the process's: one model runs at a time.
 _PROCESS_LOCK = threading.RLock()

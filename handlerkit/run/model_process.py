@@ -13,10 +13,10 @@ import multiprocessing
 import signal
 from pathlib import Path
 
-from ..offline.frontend import Answer, RequestInput, error_answer
-from ..offline.server import run_batch
-from ..offline.store import open_model
-from ..offline.worker_process import Worker
+from ..serving.frontend import Answer, RequestInput, error_answer
+from ..serving.model_folder import open_model
+from ..serving.worker import Worker
+from .offline import run_batch
 
 WORKER_DIED = "Worker died."  # TorchServe's answer (500) to a batch whose worker died
 

@@ -12,11 +12,11 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
-from .handlers.base import BaseHandler
-from .handlers.image_classifier import ImageClassifier
-from .handlers.mnist import MNISTDigitClassifier
-from .handlers.uploads import UploadedDigitClassifier
-from .handlers.vision import VisionHandler
+from ..handlers.base import BaseHandler
+from ..handlers.image_classifier import ImageClassifier
+from ..handlers.mnist import MNISTDigitClassifier
+from ..handlers.uploads import UploadedDigitClassifier
+from ..handlers.vision import VisionHandler
 from .viz import STAGE_COLORS
 
 HIERARCHY = (
@@ -226,7 +226,7 @@ def _tint(color: str) -> tuple:
     return tuple(0.75 + 0.25 * c for c in to_rgb(color))
 
 
-if __name__ == "__main__":  # python -m handlerkit.pipeline_map docs/pipeline_map.png
+if __name__ == "__main__":  # python -m handlerkit.show.pipeline_map docs/pipeline_map.png
     import sys
 
     print(save_pipeline_map(sys.argv[1] if len(sys.argv) > 1 else "docs/pipeline_map.png"))

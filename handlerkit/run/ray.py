@@ -28,8 +28,8 @@ import ray
 import uvicorn
 from ray import serve
 
-from ..offline.frontend import Answer, RequestInput, error_answer
-from ..offline.store import ModelFolder, open_model
+from ..serving.frontend import Answer, RequestInput, error_answer
+from ..serving.model_folder import ModelFolder, open_model
 from .asgi import admit_request, bind, send_answer
 from .model_process import ModelProcess
 from .models import ModelSpec, Settings

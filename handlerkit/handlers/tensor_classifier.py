@@ -14,10 +14,8 @@ import torch
 import torchvision.io
 import torchvision.transforms.v2.functional as TF
 
-from .errors import RequestError
-from .handlers.image_classifier import IMAGENET_MEAN, IMAGENET_STD, ImageClassifier
-from .handlers.vision import float_tensor
-from .images import (
+from ..errors import RequestError
+from ..images import (
     BAND_PIXELS,
     DEFAULT_MAX_PIXELS,
     IMAGE_FORMATS,
@@ -27,6 +25,8 @@ from .images import (
     open_image,
     request_payload,
 )
+from .image_classifier import IMAGENET_MEAN, IMAGENET_STD, ImageClassifier
+from .vision import float_tensor
 
 # What torchvision.io.decode_image reads; other formats (BMP, TIFF, ...) are decoded by Pillow.
 TORCHVISION_FORMATS = {"JPEG", "PNG", "GIF", "WEBP"}

@@ -112,11 +112,11 @@ def _cannot_listen(host: str, port: int) -> str | None:
 def _engine(engine: str):
     try:
         if engine == "litserve":
-            from .litserve_app import run_forever
+            from .litserve import run_forever
         elif engine == "ray":
-            from .ray_app import run_forever
+            from .ray import run_forever
         else:
-            from .torchserve_app import run_forever
+            from .torchserve.app import run_forever
     except ImportError as error:
         extra = EXTRAS.get(engine, "serve")
         sys.exit(f"--engine {engine} needs {error.name}: pip install 'handlerkit[{extra}]'")

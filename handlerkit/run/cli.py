@@ -10,9 +10,9 @@ import argparse
 from pathlib import Path
 
 from .. import tracing
-from .check import check
-from .frontend import Answer
-from .server import OfflineServer
+from ..serving.check import check
+from ..serving.frontend import Answer
+from .offline import OfflineServer
 
 
 def add_commands(commands) -> None:
@@ -53,7 +53,7 @@ def run_command(args: argparse.Namespace) -> int:
         _print_answer(answer, trace)
     print(trace.table())
     if args.trace:
-        from .. import viz  # noqa: F401 - registers the drawer
+        from ..show import viz  # noqa: F401 - registers the drawer
 
         trace.show().savefig(args.trace, dpi=90)
         print(f"figure saved to {args.trace}")

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..context import WEIGHT_SUFFIXES
+from ...context import WEIGHT_SUFFIXES
 from .errors import ServeError
 
 

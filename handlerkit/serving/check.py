@@ -14,8 +14,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .store import BUILTIN_HANDLERS, open_model
-from .worker_process import Worker
+from .model_folder import BUILTIN_HANDLERS, open_model
+from .worker import Worker
 
 ENTRY_FUNCTION = "handle"
 

@@ -15,7 +15,7 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from .tracing import StageRecord, Trace
+from ..tracing import StageRecord, Trace
 
 STAGE_COLORS = {
     "preprocess": "tab:blue",

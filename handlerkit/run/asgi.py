@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import socket
 
-from ..offline.frontend import Answer, Job, admit
+from ..serving.frontend import Answer, Job, admit
 
 
 def bind(host: str, port: int) -> socket.socket:
