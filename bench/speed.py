@@ -18,8 +18,12 @@ import handlerkit
 from handlerkit import samples
 from handlerkit.handlers.tensor_classifier import TensorImageClassifier, compare_paths
 from handlerkit.show.timing import measure, paths_table, stage_table, stage_times
-
-from .reference import quiet_torchserve, torchserve_mnist_class, ts_context, ts_initialize
+from tests.fixtures.reference import (
+    quiet_torchserve,
+    torchserve_mnist_class,
+    ts_context,
+    ts_initialize,
+)
 
 MODELS = ("densenet", "mnist")
 CAPTURES = ("summary", "full")  # the traced variants of every handlerkit handler

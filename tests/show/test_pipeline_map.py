@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import handlerkit  # noqa: E402
 from handlerkit.show import pipeline_map  # noqa: E402
 
-DOCS_MAP = Path(__file__).resolve().parents[1] / "docs" / "pipeline_map.png"
+DOCS_MAP = Path(__file__).resolve().parents[2] / "docs" / "pipeline_map.png"
 
 
 def _texts(fig) -> str:

@@ -12,7 +12,7 @@ from handlerkit.__main__ import main
 from handlerkit.offline import OfflineServer
 from handlerkit.serving.check import check
 
-HANDLERS = Path(__file__).parent / "handlers"
+HANDLERS = Path(__file__).parents[1] / "fixtures" / "handlers"
 
 
 def first_digit_labelled(label: int) -> bytes:

@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 
 import pytest
-from torchserve_battery import send
 
 from handlerkit import samples
 from handlerkit.offline import OfflineServer
 from handlerkit.run.child import EngineServer, free_port
 from handlerkit.run.torchserve.process import port_in_use
+from tests.fixtures.torchserve_battery import send
 
 pytest.importorskip("ray.serve")
 pytestmark = pytest.mark.engines

@@ -10,9 +10,9 @@ import zlib
 import pytest
 from PIL import Image
 
-from bench.reference import ts_context
 from handlerkit import Context, ImageClassifier, TensorImageClassifier, TooManyPixels, samples
 from handlerkit.images import DEFAULT_MAX_PIXELS
+from tests.fixtures.reference import ts_context
 
 
 def _converted(mode: str) -> bytes:

@@ -13,10 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
-from torchserve_battery import BATCH, BATCHED, CASES, JPEG, MODELS, PNG, ROUTES, send
 
 from handlerkit import samples
 from handlerkit.offline import OfflineServer
+from tests.fixtures.torchserve_battery import BATCH, BATCHED, CASES, JPEG, MODELS, PNG, ROUTES, send
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from bench.reference import ts_initialize
 from handlerkit import BaseHandler, Context, ImageClassifier, ModelLoadError
 from handlerkit.loading import choose_device, load_mapping
+from tests.fixtures.reference import ts_initialize
 
 TINY_MODEL = """
 import torch

@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from bench.reference import ts_context
 from handlerkit import ImageClassifier, samples
+from tests.fixtures.reference import ts_context
 
 
 @pytest.mark.parametrize("name", samples.PHOTO_NAMES)

@@ -24,7 +24,7 @@ from handlerkit.exercises import build
 from handlerkit.offline import OfflineServer
 from handlerkit.serve import Answer
 
-SOLUTIONS = Path(__file__).resolve().parents[1] / "notebooks" / "solutions"
+SOLUTIONS = Path(__file__).resolve().parents[2] / "notebooks" / "solutions"
 HAVE_JAVA = shutil.which("java") is not None
 
 

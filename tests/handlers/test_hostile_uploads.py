@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import io
-import sys
 import time
 from pathlib import Path
 
@@ -27,9 +26,7 @@ from handlerkit import (
 )
 from handlerkit.handlers.tensor_classifier import TensorImageClassifier
 from handlerkit.images import decode_image, open_image
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import uploads_budget  # noqa: E402 - the hostile files, made the same way the benchmark makes them
+from tests.fixtures.uploads import EPS
 
 DIGIT = 1000  # an MNIST "2" (the samples are sorted by class, 500 each)
 
@@ -150,7 +147,7 @@ def test_a_broken_model_is_a_500_for_every_row(densenet_dir, photo_rows):
 
 # 7. tiny files that would cost gigabytes: the work is bounded by what the pipeline makes
 def test_a_thin_strip_is_refused_before_resize_blows_it_up(densenet, densenet_dir):
-    strip = uploads_budget.png(4000, 1)
+    strip = samples.zeros_png(4000, 1)
     assert len(strip) < 100
     fast = TensorImageClassifier()
     fast.initialize(Context.local(densenet_dir))
@@ -164,7 +161,7 @@ def test_a_thin_strip_is_refused_before_resize_blows_it_up(densenet, densenet_di
 
 def test_a_tiny_jpeg_declaring_9000x9000_is_decoded_small_by_the_upload_handler(uploads):
     handler, context = uploads
-    data = uploads_budget.jpeg_declaring(9000, 9000)
+    data = samples.jpeg_declaring(9000, 9000)
     assert len(data) < 1000
     assert max(handler.decode(data).size) < 2048  # 1/8 scale: 1125x1125, not 81 MP
     started = time.perf_counter()
@@ -174,7 +171,7 @@ def test_a_tiny_jpeg_declaring_9000x9000_is_decoded_small_by_the_upload_handler(
 
 # 8. the pixel-limit setting is the only limit, and the message names one limit
 def test_the_pixel_limit_setting_is_honoured_above_pillows_own(densenet_dir):
-    big = uploads_budget.png(15_000, 12_000, depth=1)  # 180 MP: over Pillow's own 179 MP check
+    big = samples.zeros_png(15_000, 12_000, depth=1)  # 180 MP: over Pillow's own 179 MP check
     saved = Image.MAX_IMAGE_PIXELS
     assert open_image(big, max_pixels=None).size == (15_000, 12_000)
     assert open_image(big, max_pixels=200_000_000).size == (15_000, 12_000)
@@ -193,7 +190,7 @@ def test_the_pixel_limit_setting_is_honoured_above_pillows_own(densenet_dir):
 def test_formats_outside_the_allow_list_are_refused_by_name(densenet):
     handler, context = densenet
     icon = samples.encode(samples.photo("chelsea").resize((64, 64)), "ICO")
-    rows = [{"data": uploads_budget.eps()}, {"data": icon}]
+    rows = [{"data": EPS}, {"data": icon}]
     answers = handler.handle(rows, context.for_requests([{}] * 2))
     assert answers[0]["error"].startswith("EPS images are not accepted; send one of JPEG, PNG")
     assert answers[1]["error"].startswith("ICO images are not accepted")

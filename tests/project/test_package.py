@@ -22,7 +22,7 @@ from handlerkit.course.notebooks import series
 
 pytestmark = pytest.mark.package
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 NOT_SOURCES = ("build", "dist", "*.egg-info", "__pycache__", "model_store", "logs", "out")
 EXECUTED = ["01_densenet_default_handler.ipynb", "03_custom_mnist_handler.ipynb"]

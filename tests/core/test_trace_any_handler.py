@@ -16,7 +16,7 @@ import handlerkit
 from handlerkit import StageRecord, samples
 from handlerkit.offline import OfflineServer
 
-HANDLERS = Path(__file__).parent / "handlers"
+HANDLERS = Path(__file__).parents[1] / "fixtures" / "handlers"
 DIGITS = [samples.digit_png(i) for i in (0, 1)]
 
 

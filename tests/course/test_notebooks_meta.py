@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 PATHS = sorted(NOTEBOOKS.glob("*.ipynb")) + sorted(NOTEBOOKS.glob("solutions/*.ipynb"))
 CHECK = re.compile(r"^exercises\.check\(", re.M)
 DEVICE_SWITCH = re.compile(r"^DEVICE\s*=.*\btorch\.cuda\.is_available\(\)", re.M)

@@ -1,7 +1,7 @@
 """DigitPlayground in a real browser: headless JupyterLab + Chromium, driven by Playwright.
 
 Starts JupyterLab from this environment on 127.0.0.1 (free port, random token, every Jupyter /
-IPython / XDG folder inside the test's tmp folder), opens tests/notebooks/playground.ipynb, runs
+IPython / XDG folder inside the test's tmp folder), opens tests/fixtures/playground.ipynb, runs
 it, uploads an MNIST digit through the widget's upload button, then draws a "1" on the pad with
 the mouse; each time the widget must show a prediction.
 
@@ -36,7 +36,7 @@ import pytest
 pytestmark = pytest.mark.browser
 
 HERE = Path(__file__).resolve().parent
-NOTEBOOK = HERE / "notebooks" / "playground.ipynb"
+NOTEBOOK = HERE.parent / "fixtures" / "playground.ipynb"
 CHROMIUM = os.environ.get("HANDLERKIT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -13,10 +13,19 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from torchserve_battery import BATCH, BATCH_DELAY, BATCHED, CASES, MODELS, PNG, ROUTES, send
 
 from handlerkit import samples
 from handlerkit.run.child import EngineServer, descendants
+from tests.fixtures.torchserve_battery import (
+    BATCH,
+    BATCH_DELAY,
+    BATCHED,
+    CASES,
+    MODELS,
+    PNG,
+    ROUTES,
+    send,
+)
 
 pytestmark = [pytest.mark.engines, pytest.mark.serve]
 

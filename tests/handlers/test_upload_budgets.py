@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import uploads_budget  # noqa: E402
 
 WORST = {  # the costliest cases of the benchmark for each handler (keeps the test short)

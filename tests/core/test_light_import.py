@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 HEAVY = ("matplotlib", "ipywidgets", "IPython", "skimage", "mlxtend")
-MNIST_HANDLER = Path(__file__).resolve().parents[1] / "data" / "mnist" / "handler.py"
+MNIST_HANDLER = Path(__file__).resolve().parents[2] / "data" / "mnist" / "handler.py"
 
 
 def loaded_after(code: str) -> list[str]:

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
-from uploads import printed_digits_by_font, redrawn_heldout
 
 from handlerkit import digits as D
 from handlerkit import samples
 from handlerkit.course import train as T
+from tests.fixtures.uploads import printed_digits_by_font, redrawn_heldout
 
 
 def ink_on_paper(size=(120, 90), box=(30, 20, 60, 70), paper=230, ink=20, mode="L") -> Image.Image:

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 import handlerkit
-from bench.reference import torchserve_mnist_class, ts_initialize
 from handlerkit import UploadedDigitClassifier, samples
 from handlerkit.loading import import_one_class
+from tests.fixtures.reference import torchserve_mnist_class, ts_initialize
 
 HELD_OUT = list(range(0, 5000, 5))  # every fifth digit is never trained on
 
