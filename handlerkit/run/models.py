@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ENGINES = ("torchserve", "litserve", "ray")
-HOST = "127.0.0.1"
+HOST = "127.0.0.1"  # every server handlerkit starts listens on this address only
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def parse_models(
         path = Path(source).expanduser().resolve()
         if not path.exists():
             raise FileNotFoundError(f"{source} does not exist: pass a .mar file or a model folder")
-        size, delay = _for(batch_size, name, 1), _for(max_batch_delay, name, 100)
+        size, delay = setting_for(batch_size, name, 1), setting_for(max_batch_delay, name, 100)
         if size < 1 or delay < 0:
             raise ValueError(f"{name}: batch size {size} and delay {delay} ms: use >= 1 and >= 0")
         specs.append(ModelSpec(name, path, handler if path.is_dir() else None, size, delay))
@@ -89,5 +89,6 @@ def per_model(values: list[str] | None, default: int) -> int | dict[str, int]:
         raise ValueError(f"{values}: the values must be whole numbers") from None
 
 
-def _for(setting, name: str, default: int) -> int:
+def setting_for(setting, name: str, default=None):
+    """One model's value of a setting given as one value for every model or as {name: value}."""
     return setting.get(name, default) if isinstance(setting, Mapping) else setting

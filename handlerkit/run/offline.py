@@ -15,6 +15,7 @@ from ..serving import frontend
 from ..serving.frontend import Answer, HandlerError, Job, RequestInput
 from ..serving.model_folder import open_model
 from ..serving.worker import Worker
+from .models import setting_for
 
 Headers = Mapping[str, str] | None
 
@@ -64,7 +65,7 @@ class OfflineServer:
         """Unpack and load every model (a model that fails to load answers 503, as TorchServe)."""
         for name, source in self.models.items():
             if name not in self.workers:
-                folder = open_model(source, name, _for(self._handler, name))
+                folder = open_model(source, name, setting_for(self._handler, name))
                 self.workers[name] = Worker(
                     name,
                     folder,
@@ -79,7 +80,7 @@ class OfflineServer:
         _close_all(self.workers)
 
     def batch_size(self, name: str) -> int | None:
-        return _for(self._batch_size, name)
+        return setting_for(self._batch_size, name)
 
     # ---- what a client sees ------------------------------------------------------------------
     def handler(self, name: str):
@@ -147,10 +148,6 @@ def run_batch(worker: Worker, batch: list[RequestInput]) -> list[Answer]:
             headers["content-type"] = prediction.content_type
         answers.append(Answer(prediction.status, prediction.body, headers))
     return answers
-
-
-def _for(setting, name: str):
-    return setting.get(name) if isinstance(setting, Mapping) else setting
 
 
 def _close_all(workers: dict[str, Worker]) -> None:

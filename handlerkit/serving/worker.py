@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..tracing import STAGES
 from .frontend import HandlerError, RequestInput
 from .model_folder import ModelFolder
 from .wire import Reply, decode_batch, decode_reply, encode_batch
@@ -27,7 +28,8 @@ from .wire import Reply, decode_batch, decode_reply, encode_batch
 _PROCESS_LOCK = threading.RLock()
 # ts logs each failure with its traceback; while a model runs here, Answer.error carries it.
 _SILENT = logging.NullHandler()
-STAGE_NAMES = ("initialize", "preprocess", "inference", "postprocess", "explain_handle", "handle")
+# The handler methods a failure can be named after: its stages, between loading and handle.
+HANDLER_METHODS = ("initialize", *STAGES, "handle")
 
 
 class Worker:
@@ -168,7 +170,7 @@ def failing_stage(error: BaseException) -> str:
     tb = error.__traceback__
     while tb is not None:
         name = tb.tb_frame.f_code.co_name
-        if name in STAGE_NAMES and "/ts/service.py" not in tb.tb_frame.f_code.co_filename:
+        if name in HANDLER_METHODS and "/ts/service.py" not in tb.tb_frame.f_code.co_filename:
             stage = name
         tb = tb.tb_next
     return stage

@@ -17,10 +17,10 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..models import HOST
 from .client import REQUEST_TIMEOUT_S
 from .errors import ServeError
 
-HOST = "127.0.0.1"
 PORT_NAMES = ("inference", "management", "metrics", "grpc_inference", "grpc_management")
 STOP_GRACE_S = 20.0
 

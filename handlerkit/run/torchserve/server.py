@@ -19,11 +19,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ..models import HOST
 from .archive import archive, mar_in_store
 from .client import REQUEST_TIMEOUT_S, Answer, send
 from .errors import ServeError
 from .logs import LOG_CONFIG, STARTED_LINE, file_size, read_from, worker_failure
-from .process import HOST, choose_ports, find_java, launch, port_in_use, stop_group, write_config
+from .process import choose_ports, find_java, launch, port_in_use, stop_group, write_config
 
 _LIVE: set[TorchServe] = set()
 
