@@ -14,7 +14,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..context import WEIGHT_SUFFIXES
+from ..context import weights_file
 from ..errors import ModelLoadError
 
 BUILTIN_HANDLERS = (
@@ -94,13 +94,12 @@ def _lay_out(source: Path, name: str, handler: str | None) -> ModelFolder:
                 (folder / item.name).symlink_to(item)
         handler_entry = _link_handler(source, folder, handler)
         model = {"modelName": name, "handler": handler_entry, "modelVersion": "1.0"}
-        weights = sorted(p.name for p in source.iterdir() if p.suffix in WEIGHT_SUFFIXES)
-        if len(weights) > 1:
-            raise ModelLoadError(
-                f"{source} holds {len(weights)} weights files ({', '.join(weights)}); keep one"
-            )
+        try:
+            weights = weights_file(source)
+        except ValueError as error:
+            raise ModelLoadError(str(error)) from None
         if weights:
-            model["serializedFile"] = weights[0]
+            model["serializedFile"] = weights
         if (source / "model.py").is_file():
             model["modelFile"] = "model.py"
         manifest = {"runtime": "python", "model": model, "archiverVersion": "handlerkit"}

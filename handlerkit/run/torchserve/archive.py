@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from ...context import WEIGHT_SUFFIXES
+from ...context import weights_file
 from .errors import ServeError
 
 
@@ -109,16 +109,16 @@ def _script(name: str) -> str | None:
 
 def _weights_file(folder: Path) -> Path:
     """Return the single weights file of a model folder."""
-    found = sorted(p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES)
-    if not found:
+    try:
+        found = weights_file(folder, "keep exactly one")
+    except ValueError as error:
+        raise ServeError(str(error)) from None
+    if found is None:
         raise ServeError(
             f"{folder} has no weights file (*.pt or *.pth): save one with "
             f"torch.save(model.state_dict(), '{folder / 'model.pt'}')"
         )
-    if len(found) > 1:
-        names = ", ".join(p.name for p in found)
-        raise ServeError(f"{folder} has several weights files ({names}): keep exactly one")
-    return found[0]
+    return folder / found
 
 
 def _handler_argument(folder: Path, handler: str | os.PathLike | None) -> str:
