@@ -1,4 +1,4 @@
-"""TorchServe's frontend on ASGI: one HTTP request -> `offline.frontend.admit` -> answer or job.
+"""TorchServe's frontend on ASGI: one HTTP request -> `serving.frontend.admit` -> answer or job.
 
 The engines' HTTP servers speak ASGI (uvicorn). Both put this in front: it reads the whole
 request, applies TorchServe's frontend rules, and sends the frontend's own answers itself; an

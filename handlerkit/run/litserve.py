@@ -8,6 +8,10 @@ LitServe queues and batches them (`max_batch_size`, `batch_timeout`; `GatheringL
 next batch while one computes); the LitAPI's worker process hands each batch to `ts`'s worker in
 the model's own process (`ModelProcess`), one `handle` call, and returns each answer as the HTTP
 response.
+
+Why not LitServe's own `decode_request` / `predict` / `encode_response`: a TorchServe handler takes
+the whole batch of raw requests in one `handle` call and answers each with its own status and
+headers, so decoding and encoding belong to the handler and to TorchServe's frontend rules.
 """
 
 from __future__ import annotations

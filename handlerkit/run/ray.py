@@ -10,6 +10,10 @@ TorchServe's frontend hands batches to its Python worker): one `handle` call. Ra
 the replicas (`--replicas`) on the cluster's nodes (`--address`) and spreads the batches over
 them; models travel as `.mar` bytes, so a replica loads its own copy on any node. Ray Serve's
 HTTP proxy is not started: TorchServe's API is the frontend's.
+
+Why not Ray Serve's own HTTP ingress: TorchServe's API answers some requests in the frontend
+itself (ping, unknown models, oversized bodies) with its exact statuses and bytes, and hands the
+handler whole batches of raw requests, which a FastAPI ingress per model cannot reproduce.
 """
 
 from __future__ import annotations
