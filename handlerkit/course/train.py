@@ -198,7 +198,7 @@ def train(
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """Command line: python -m handlerkit.train [--epochs N] [--out PATH] [--mnist-root DIR]."""
+    """python -m handlerkit.course.train [--epochs N] [--out PATH] [--mnist-root DIR]."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(MNIST_DIR / "mnist_cnn.pt"))
     parser.add_argument("--epochs", type=int, default=EPOCHS)

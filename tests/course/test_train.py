@@ -1,4 +1,4 @@
-"""Tests for handlerkit.train: the held-out split, the shipped mnist_cnn.pt, and a short run.
+"""Tests for handlerkit.course.train: the held-out split, the shipped mnist_cnn.pt, and a short run.
 They guard the weights the MNIST handler and the notebooks serve."""
 
 from __future__ import annotations

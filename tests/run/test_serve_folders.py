@@ -26,7 +26,7 @@ from handlerkit.serve import TorchServe, archive
 
 pytestmark = pytest.mark.serve
 
-HELD_OUT = range(0, 5000, 5)  # digits the model never trained on (handlerkit.train)
+HELD_OUT = range(0, 5000, 5)  # digits the model never trained on (handlerkit.course.train)
 BURST = list(range(0, 5000, 20))  # 250 held-out digits, 25 of each class
 EXACT = HELD_OUT[::25]  # 40 digits, 4 of each class, answered one at a time
 MIXED = HELD_OUT[1::125][:7]  # 7 digits of different classes, batched with a bad upload
