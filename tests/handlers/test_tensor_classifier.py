@@ -137,7 +137,7 @@ def test_16_bit_pngs_decode_as_the_8_bit_image_they_scale_to(fast_densenet):
 
 
 def test_bad_rows_get_their_own_error_and_the_rest_are_answered(fast_densenet, photo_rows):
-    from test_bad_input import _png_bomb, check_bad_rows_are_answered_alone
+    from tests.handlers.test_bad_input import _png_bomb, check_bad_rows_are_answered_alone
 
     check_bad_rows_are_answered_alone(*fast_densenet, photo_rows[0], _png_bomb())
 
