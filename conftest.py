@@ -2,8 +2,8 @@
 
 The solutions (notebooks/solutions/) repeat their student notebooks' cells, so running both
 doubles the notebooks' time: `make test` (and CI) pass `--solutions`, which runs the worked
-solutions under nbval too; a plain `pytest` skips them, and tests/test_exercises.py still runs
-every solution's answers through its check.
+solutions under nbval too; a plain `pytest` skips them, and tests/course/test_exercises.py still
+runs every solution's answers through its check.
 
 Stored outputs must not depend on the machine: floats summed in another order (another thread
 count, another BLAS kernel) change in their last digits. So the two copies of each notebook run

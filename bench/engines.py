@@ -23,8 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from handlerkit import samples
-from handlerkit.engines import EngineServer
-from handlerkit.engines.process import descendants
+from handlerkit.run.child import EngineServer, descendants
 
 MNIST_DIR = Path(__file__).resolve().parents[1] / "data" / "mnist"
 ENGINES = ("torchserve", "litserve", "ray")

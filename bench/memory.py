@@ -18,8 +18,8 @@ from PIL import Image
 
 import handlerkit
 from handlerkit import samples
-from handlerkit.fastpath import TensorImageClassifier
-from handlerkit.timing import captured_bytes
+from handlerkit.handlers.tensor_classifier import TensorImageClassifier
+from handlerkit.show.timing import captured_bytes
 
 from .proc import peak_rss
 from .speed import densenet_folder

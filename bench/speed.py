@@ -16,10 +16,14 @@ import torch
 
 import handlerkit
 from handlerkit import samples
-from handlerkit.fastpath import TensorImageClassifier, compare_paths
-from handlerkit.timing import measure, paths_table, stage_table, stage_times
-
-from .reference import quiet_torchserve, torchserve_mnist_class, ts_context, ts_initialize
+from handlerkit.handlers.tensor_classifier import TensorImageClassifier, compare_paths
+from handlerkit.show.timing import measure, paths_table, stage_table, stage_times
+from tests.fixtures.reference import (
+    quiet_torchserve,
+    torchserve_mnist_class,
+    ts_context,
+    ts_initialize,
+)
 
 MODELS = ("densenet", "mnist")
 CAPTURES = ("summary", "full")  # the traced variants of every handlerkit handler
@@ -163,7 +167,7 @@ def preprocess_speed(found: Setup, batch: int, repeats: int) -> dict[str, list[f
 
 
 def closeness_line(found: Setup) -> str:
-    """The tensor path against the PIL path on the sample photos (see fastpath.compare_paths)."""
+    """The tensor path against the PIL path on the sample photos (see compare_paths)."""
     pil, tensor = found.handlers["handlerkit"][0], found.handlers["tensor path"][0]
     c = compare_paths(pil, tensor, samples.photo_rows(len(samples.PHOTO_NAMES)))
     return (

@@ -127,7 +127,7 @@ def build(handler: str):
     import torch
 
     from handlerkit import ImageClassifier, UploadedDigitClassifier, samples
-    from handlerkit.fastpath import TensorImageClassifier
+    from handlerkit.handlers.tensor_classifier import TensorImageClassifier
 
     torch.set_num_threads(2)
     if handler == "uploads":

@@ -1,15 +1,16 @@
 """handlerkit: see how a TorchServe handler turns a request into a prediction, stage by stage.
 
 Handlers mirror TorchServe's; `trace(handler)` records the tensor between every stage.
+Nothing here draws: a served handler imports this package without matplotlib or widgets
+(`Trace.show()` loads `handlerkit.show` when it is called).
 """
 
-from . import viz  # noqa: E402,F401,I001 - registers the drawer `Trace.show()` uses
 from .context import Context
-from .errors import ModelLoadError, RequestError, TooManyPixels
-from .fastpath import TensorImageClassifier
+from .errors import ModelFault, ModelLoadError, RequestError, RowError, TooManyPixels
 from .handlers.base import BaseHandler
 from .handlers.image_classifier import ImageClassifier
 from .handlers.mnist import MNISTDigitClassifier
+from .handlers.tensor_classifier import TensorImageClassifier
 from .handlers.uploads import UploadedDigitClassifier
 from .handlers.vision import VisionHandler
 from .tracing import StageRecord, Trace, add_layer_hook, trace
@@ -19,8 +20,10 @@ __all__ = [
     "Context",
     "ImageClassifier",
     "MNISTDigitClassifier",
+    "ModelFault",
     "ModelLoadError",
     "RequestError",
+    "RowError",
     "StageRecord",
     "TensorImageClassifier",
     "TooManyPixels",

@@ -34,15 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     trace_cmd.add_argument("--gpu", type=int, default=None, help="gpu_id, if CUDA is available")
     notebooks_cmd = commands.add_parser("notebooks", help="copy the notebook series into DIR")
     notebooks_cmd.add_argument("dir", help="your folder; notebooks already there are kept")
-    from .offline.cli import add_commands
+    from .run.cli import add_commands
 
     add_commands(commands)
-    from .engines.cli import add_parser as add_serve_parser
+    from .run.serve_cli import add_parser as add_serve_parser
 
     add_serve_parser(commands)  # serve NAME=MODEL ... --engine {torchserve,litserve,ray}
     args = parser.parse_args(argv)
     if args.command == "notebooks":
-        from handlerkit.notebooks import copy_notebooks
+        from handlerkit.course.notebooks import copy_notebooks
 
         print(copy_notebooks(args.dir))
         return 0
@@ -70,7 +70,7 @@ def run_trace(image: str, model: str | None, out: Path, gpu_id: int | None) -> i
 
 
 def _image_bytes(image: str) -> bytes:
-    from handlerkit import samples
+    from handlerkit.course import samples
 
     if image.startswith("digit:"):
         return samples.digit_png(int(image.split(":", 1)[1]))
@@ -86,7 +86,7 @@ def _image_bytes(image: str) -> bytes:
 
 def _handler(model: str, gpu_id: int | None):
     import handlerkit
-    from handlerkit import samples
+    from handlerkit.course import samples
 
     if model == "mnist":
         return handlerkit.MNISTDigitClassifier.for_folder(samples.MNIST_DIR, gpu_id)

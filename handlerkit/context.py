@@ -100,7 +100,7 @@ class Context:
         if serialized_file:
             model["serializedFile"] = serialized_file
         elif "serializedFile" not in model:
-            weights = _single_weights_file(model_dir)
+            weights = weights_file(model_dir, "keep one or pass serialized_file=...")
             if weights:
                 model["serializedFile"] = weights
         if model_file is not None:
@@ -155,11 +155,15 @@ def _read_manifest(model_dir: Path) -> dict:
     return {"model": {}}
 
 
-def _single_weights_file(model_dir: Path) -> str | None:
+def weights_file(model_dir: Path, several: str = "keep one") -> str | None:
+    """A model folder's one weights file (`*.pt`, `*.pth`): its manifest's `serializedFile`.
+
+    The one place this rule lives (`Context.local`, the offline server's model folders and
+    `archive` call it). None when there is none; ValueError ending with `several` when several.
+    """
     found = sorted(p.name for p in model_dir.iterdir() if p.suffix in WEIGHT_SUFFIXES)
     if len(found) > 1:
         raise ValueError(
-            f"{model_dir} holds {len(found)} weights files ({', '.join(found)}); "
-            "keep one or pass serialized_file=..."
+            f"{model_dir} holds {len(found)} weights files ({', '.join(found)}); {several}"
         )
     return found[0] if found else None

@@ -1,12 +1,19 @@
 """Errors a handler raises: at load time (bad model folder) and per request (bad input row).
 
-A `RequestError` stays inside its row: the handler answers that row with `{"error": ...}` and an
-HTTP status, and answers every other row of the batch normally.
+A `RowError` stays inside its row: the handler answers that row with `{"error": ...}` and its
+HTTP status, and answers every other row of the batch normally. Two kinds: the request's fault
+(`RequestError`, a 4xx) and the model's (`ModelFault`, a 5xx).
 """
 
 
-class RequestError(ValueError):
-    """One request in the batch is unusable; `status` is the HTTP code its answer gets."""
+class RowError(ValueError):
+    """One row of the batch gets an error answer; `status` is the HTTP code that answer gets."""
+
+    status = 500
+
+
+class RequestError(RowError):
+    """One request in the batch is unusable (the client's fault): a 4xx."""
 
     status = 400
 
@@ -28,7 +35,7 @@ class UnsupportedFormat(RequestError):
     status = 415
 
 
-class ModelFault(RequestError):
+class ModelFault(RowError):
     """The model failed on every request of the batch: a fault of the model or the handler, so
     the server answers 500 rather than blaming each request."""
 

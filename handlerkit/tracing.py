@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import importlib
 import time
 import types
 import weakref
@@ -105,8 +106,10 @@ class Trace(Sequence):
         # so one copy serves both. Weak, so the trace never keeps the handler's own values alive.
         self._recent: list[tuple[weakref.ref, Any]] = []
 
-    # Set by `handlerkit.viz` when it is imported: draws a trace (tracing itself imports no viz).
+    # Set by `handlerkit.show.viz` on import: draws a trace. Tracing never imports the drawing
+    # room (it sits above); `show()` loads it by name, the way matplotlib picks its backend.
     drawer: Callable | None = None
+    DRAWER_MODULE = "handlerkit.show.viz"
 
     def __getitem__(self, index):
         return self.records[index]
@@ -167,9 +170,9 @@ class Trace(Sequence):
         return f"Trace({len(self.records)} records)\n{self.table()}"
 
     def show(self, row: int = 0):
-        """Draw the pipeline for request `row` with the drawer `handlerkit.viz` registers."""
+        """Draw the pipeline for request `row` with the drawer `handlerkit.show.viz` registers."""
         if Trace.drawer is None:
-            raise RuntimeError("drawing needs matplotlib: `import handlerkit.viz` first")
+            importlib.import_module(Trace.DRAWER_MODULE)  # registers Trace.drawer; needs matplotlib
         return Trace.drawer(self, row=row)
 
     def _copy(self, value: Any, fresh: bool = False) -> Any:

@@ -1,6 +1,6 @@
 """Shared fixtures: model folders built in temp dirs, and TorchServe's own handlers as reference.
 
-The reference handlers are built by bench.reference, which the benchmark uses too.
+The reference handlers are built by tests/fixtures/reference.py, which the benchmark uses too.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.reference import ts_initialize
 from handlerkit import samples
+from tests.fixtures.reference import ts_initialize
 
 torch.set_num_threads(2)
 
@@ -60,4 +60,4 @@ def uploads():
     return UploadedDigitClassifier.for_folder(samples.MNIST_DIR)
 
 
-from torchserve_battery import battery_store, real_torchserve  # noqa: E402, F401 (shared fixtures)
+from tests.fixtures.torchserve_battery import battery_store, real_torchserve  # noqa: E402, F401 (shared fixtures)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import nbformat
 
-from ..samples import shipped
+from ..course.samples import shipped
 
 NOTEBOOKS = shipped("notebook_series", "notebooks")
 SOLUTIONS = NOTEBOOKS / "solutions"

@@ -13,10 +13,12 @@ from pathlib import Path
 
 from PIL import Image
 
-from .. import samples
-from ..offline import OfflineServer
-from ..serve import ServeError, TorchServe, archive
-from ..serve.process import find_java
+from ..course import samples
+from ..run.offline import OfflineServer
+from ..run.torchserve.archive import archive
+from ..run.torchserve.errors import ServeError
+from ..run.torchserve.process import find_java
+from ..run.torchserve.server import TorchServe
 from . import Wrong
 
 HEADERS = {"Content-Type": "application/octet-stream"}

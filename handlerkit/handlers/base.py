@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ..context import Context
-from ..errors import ModelFault, ModelLoadError, RequestError
+from ..errors import ModelFault, ModelLoadError, RequestError, RowError
 from ..loading import choose_device, load_eager_model, load_mapping, load_torchscript_model
 from ..tracing import Hooks
 
@@ -164,7 +164,7 @@ class BaseHandler:
         return self.hooks.run(name, "step", fn, data, row, self.device)
 
     # ---- per-request errors -------------------------------------------------------------------
-    def reject(self, idx: int, error: RequestError) -> None:
+    def reject(self, idx: int, error: RowError) -> None:
         """Mark request `idx` as bad; it is answered with its error, and a 4xx where possible."""
         self.row_errors[idx] = error
         if self.hooks:

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from ..errors import ModelFault, RequestError
+from ..errors import ModelFault, RequestError, RowError
 from ..images import (
     DEFAULT_MAX_PIXELS,
     IMAGE_FORMATS,
@@ -136,7 +136,7 @@ class VisionHandler(BaseHandler):
         return None, errors
 
 
-def _wrong_shape(shape: tuple, expected: tuple | None, model_error: str | None) -> RequestError:
+def _wrong_shape(shape: tuple, expected: tuple | None, model_error: str | None) -> RowError:
     """The error for the rows of `shape` when the batch runs `expected` (None: no shape ran)."""
     if expected is None:
         return ModelFault(

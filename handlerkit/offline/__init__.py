@@ -4,7 +4,7 @@
 through `ts`'s own worker code; `Answer.error` names the stage a failing handler raised in.
 """
 
-from .frontend import Answer, HandlerError
-from .server import OfflineServer
+from ..run.offline import OfflineServer
+from ..serving.frontend import Answer, HandlerError
 
 __all__ = ["Answer", "HandlerError", "OfflineServer"]

@@ -3,10 +3,10 @@
 `archive` packs a folder into a .mar; `TorchServe` runs the Java server on 127.0.0.1 and stops it.
 """
 
-from .archive import archive
-from .client import Answer
-from .errors import ServeError
-from .measure import measure
-from .server import TorchServe
+from ..run.torchserve.archive import archive
+from ..run.torchserve.client import Answer
+from ..run.torchserve.errors import ServeError
+from ..run.torchserve.measure import measure
+from ..run.torchserve.server import TorchServe
 
 __all__ = ["Answer", "ServeError", "TorchServe", "archive", "measure"]

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision import transforms
 
-from ... import samples
+from ...course import samples
 from .. import NotYet, Wrong, exercise
 
 

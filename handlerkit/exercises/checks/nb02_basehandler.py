@@ -12,7 +12,8 @@ from pathlib import Path
 
 import torch
 
-from ... import Context, samples
+from ... import Context
+from ...course import samples
 from .. import NotYet, Wrong, exercise
 
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")

@@ -9,7 +9,8 @@ import inspect
 import torch
 import torch.nn.functional as F
 
-from ... import Context, digits, samples
+from ... import Context, digits
+from ...course import samples
 from .. import NotYet, Wrong, exercise
 from ..capstone import check_capstone, photo_of
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from ... import digits, samples
+from ... import digits
+from ...course import samples
 from .. import NotYet, Wrong, exercise
 
 

@@ -4,7 +4,7 @@ Part of `handlerkit.exercises.checks`, which `check` imports on first use.
 
 from __future__ import annotations
 
-from ... import samples
+from ...course import samples
 from .. import NotYet, Wrong, exercise
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ... import samples
+from ...course import samples
 from .. import NotYet, Wrong, exercise
 
 
@@ -24,7 +24,7 @@ def one_of_each_label() -> dict[int, bytes]:
 @exercise("06.postprocess_bug", "put the bug in postprocess: which stage, which digits still 200")
 def check_postprocess_bug(answer) -> list[str]:
 
-    from ...offline import OfflineServer
+    from ...run.offline import OfflineServer
     from ..capstone import model_folder
 
     if not isinstance(answer, dict) or set(answer) != {"handler", "stage", "ok_labels"}:
@@ -52,7 +52,7 @@ def check_postprocess_bug(answer) -> list[str]:
 
 @exercise("06.multipart", "write multipart(png): a form body and headers TorchServe reads as data")
 def check_multipart(multipart) -> list[str]:
-    from ...offline import OfflineServer
+    from ...run.offline import OfflineServer
 
     png = samples.digit_png(1805)
     got = multipart(png)

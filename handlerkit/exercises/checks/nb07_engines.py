@@ -4,7 +4,7 @@ Part of `handlerkit.exercises.checks`, which `check` imports on first use.
 
 from __future__ import annotations
 
-from ... import samples
+from ...course import samples
 from .. import NotYet, Wrong, exercise
 from ..capstone import photo_of
 from .nb04_torchserve import blank_png
@@ -14,7 +14,7 @@ from .nb04_torchserve import blank_png
     "07.everywhere", "write ask_everywhere(body): {engine: (status, bytes)} from every server"
 )
 def check_everywhere(ask_everywhere) -> list[str]:
-    from ...offline import OfflineServer
+    from ...run.offline import OfflineServer
 
     sent = {
         "digit 2810": samples.digit_png(2810),

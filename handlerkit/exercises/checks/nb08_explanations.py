@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ... import samples
+from ...course import samples
 from .. import NotYet, Wrong, exercise
 from .nb05_time import digit_handler
 

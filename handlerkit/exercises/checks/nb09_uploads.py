@@ -7,7 +7,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ... import samples
+from ...course import samples
 from .. import NotYet, Wrong, exercise
 
 # (kept together at the end of the file: the block for notebook 09)
@@ -98,7 +98,7 @@ STATUS_HINTS = {
 @exercise("09.statuses", "predict the status ImageClassifier answers to each of five uploads")
 def check_statuses(predicted) -> list[str]:
 
-    from ...offline import OfflineServer
+    from ...run.offline import OfflineServer
 
     quiz = status_quiz()
     if not isinstance(predicted, dict) or set(predicted) != set(quiz):

@@ -1,0 +1,237 @@
+"""`EngineServer`: `python -m handlerkit serve ...` in a child process, for a notebook or a test.
+
+Starts the command in its own process group, waits until it says it is ready and `/ping` answers,
+and stops it the way a person would (Ctrl-C), then makes sure nothing it started is left running.
+"""
+
+from __future__ import annotations
+
+import atexit
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from .models import ENGINES, HOST, Settings
+from .serve_cli import READY
+
+STOP_GRACE_S = 60.0
+LEFTOVER_GRACE_S = 5.0
+_LIVE: set[EngineServer] = set()
+
+
+class EngineServer:
+    """One engine serving models behind TorchServe's inference API, in a child process.
+
+    Example:
+        with EngineServer({"mnist": "data/mnist"}, engine="litserve", batch_size=8) as server:
+            server.url  # http://127.0.0.1:PORT/predictions/mnist takes the digit's PNG
+
+    Args:
+        models: Model name -> a `.mar` file or a model folder.
+        engine: "torchserve", "litserve" or "ray".
+        batch_size: Largest batch per `handle` call: one int, or {name: int}.
+        max_batch_delay: Milliseconds to fill a batch: one int, or {name: int}.
+        handler: For model folders without `handler.py`: a builtin name or a handler file.
+        startup_timeout: Seconds allowed until `/ping` answers.
+        **settings: `Settings` fields: port (default: a free one), host, replicas, address.
+    """
+
+    def __init__(
+        self,
+        models: Mapping[str, str | os.PathLike],
+        engine: str,
+        batch_size: int | Mapping[str, int] = 1,
+        max_batch_delay: int | Mapping[str, int] = 100,
+        handler: str | None = None,
+        startup_timeout: float = 300,
+        **settings,
+    ) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
+        self.models = {name: Path(source) for name, source in models.items()}
+        self.engine, self.handler, self.startup_timeout = engine, handler, startup_timeout
+        self.batch_size, self.max_batch_delay = batch_size, max_batch_delay
+        self.settings = Settings(**{"port": 0, **settings})
+        self.process: subprocess.Popen | None = None
+        self.port: int | None = None
+        self._log = None
+        self.leftovers: dict[int, str] = {}  # what was still running after Ctrl-C
+
+    @property
+    def url(self) -> str:
+        """The inference API's base URL, e.g. http://127.0.0.1:8080."""
+        return f"http://{self.settings.host}:{self.port}"
+
+    def command(self) -> list[str]:
+        """The command line this server runs."""
+        s = self.settings
+        argv = [sys.executable, "-m", "handlerkit", "serve"]
+        argv += [f"{name}={source}" for name, source in self.models.items()]
+        argv += ["--engine", self.engine, "--port", str(self.port), "--host", s.host]
+        argv += _per_model("--batch-size", self.batch_size)
+        argv += _per_model("--max-batch-delay", self.max_batch_delay)
+        argv += ["--replicas", str(s.replicas)]
+        argv += ["--address", s.address] if s.address else []
+        argv += ["--handler", self.handler] if self.handler else []
+        return argv
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def __enter__(self) -> EngineServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> EngineServer:
+        """Start the engine and wait until its models are loaded and it answers `/ping`."""
+        self.port = self.settings.port or free_port()
+        self._log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(
+            self.command(), stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        _LIVE.add(self)
+        try:
+            self._wait_until_up()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_up(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"{self.engine} exited during start (code {self.process.returncode}):\n"
+                    f"{self.output(tail=40)}"
+                )
+            if READY in self.output(tail=20) and self._pings():
+                return
+            time.sleep(0.5)
+        raise TimeoutError(
+            f"{self.engine} did not answer /ping within {self.startup_timeout:.0f} s: raise "
+            f"startup_timeout or read its output:\n{self.output(tail=40)}"
+        )
+
+    def _pings(self) -> bool:
+        connection = http.client.HTTPConnection(self.settings.host, self.port, timeout=5)
+        try:
+            connection.request("GET", "/ping")
+            return connection.getresponse().status == 200
+        except (OSError, http.client.HTTPException):
+            return False
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        """Ctrl-C the command and wait for it to clean up; kill what it left (`.leftovers`)."""
+        process, self.process = self.process, None
+        _LIVE.discard(self)
+        if process is None:
+            return
+        started = descendants(process.pid)
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                pass
+        deadline = time.monotonic() + LEFTOVER_GRACE_S  # helpers such as multiprocessing's
+        while any(_alive(pid) for pid in started) and time.monotonic() < deadline:  # tracker
+            time.sleep(0.1)  # exit a moment after the command, once their pipe closes
+        self.leftovers = {pid: _cmdline(pid) for pid in started | {process.pid} if _alive(pid)}
+        for pid in self.leftovers:
+            _kill(pid)
+        _kill_group(process.pid)
+        process.wait()
+        if self._log is not None:
+            self._last_output = self.output()
+            self._log.close()
+            self._log = None
+
+    def output(self, tail: int = 200) -> str:
+        """The last `tail` lines the command printed."""
+        if self._log is None:
+            return getattr(self, "_last_output", "")
+        self._log.seek(0)
+        lines = self._log.read().decode(errors="replace").splitlines()
+        return "\n".join(lines[-tail:])
+
+    def __repr__(self) -> str:
+        state = f"running at {self.url}" if self.process else "stopped"
+        return f"<EngineServer {self.engine} {state}, models={list(self.models)}>"
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Safety net: stop every engine still running when Python exits."""
+    for server in list(_LIVE):
+        server.stop()
+
+
+def _per_model(option: str, value: int | Mapping[str, int]) -> list[str]:
+    if isinstance(value, Mapping):
+        return [arg for name, v in value.items() for arg in (option, f"{name}={v}")]
+    return [option, str(value)]
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def descendants(pid: int) -> set[int]:
+    """The processes below `pid` (children, their children, ...), read from /proc (Linux)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie, dead but not yet reaped, counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -1,0 +1,103 @@
+"""A model's `ts` worker in a process of its own, as TorchServe runs it; the engine sends it
+each batch through a pipe and gets one answer per request back.
+
+An engine's own process (a LitServe worker, a Ray Serve replica) has threads of its own (queues,
+RPC, an event loop) that would share one interpreter lock with the handler. TorchServe's Python
+worker has its process to itself, and so does the handler here: it computes in the child while
+the engine's threads carry the next batch in and the last answers out.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+from pathlib import Path
+
+from ..serving.frontend import Answer, RequestInput, error_answer
+from ..serving.model_folder import open_model
+from ..serving.worker import Worker
+from .offline import run_batch
+
+WORKER_DIED = "Worker died."  # TorchServe's answer (500) to a batch whose worker died
+
+
+class ModelProcess:
+    """One model loaded in a child process; `run(batch)` is one `handle` call there.
+
+    Args:
+        name: The model name.
+        folder: The unpacked model (a folder with `MAR-INF/MANIFEST.json`); the child reads it.
+        batch_size: The model's batch size (what `ts` tells the handler).
+        gpu_id: The GPU the handler gets, or None for the CPU.
+        threads: torch's intra-op threads in the child; None keeps torch's default there.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        folder: Path,
+        batch_size: int,
+        gpu_id: int | None,
+        threads: int | None = None,
+    ) -> None:
+        self.args = (name, str(folder), batch_size, gpu_id, threads)
+        self.process = None
+        self.pipe = None
+        self.start()
+
+    def start(self) -> None:
+        """Start the child and wait until its model is loaded (a failed load is answered 503
+        per request, as TorchServe does, by the child)."""
+        context = multiprocessing.get_context("spawn")  # no copy of the engine's threads
+        self.pipe, child_end = context.Pipe()
+        self.process = context.Process(
+            target=serve_batches, args=(child_end, *self.args), daemon=True
+        )
+        self.process.start()
+        child_end.close()
+        self.pipe.recv()
+
+    def run(self, batch: list[RequestInput]) -> list[Answer]:
+        """The batch's answers, in order. A child that died is started again for the next
+        batch; the batch it was computing gets TorchServe's 500 "Worker died." each."""
+        if not self.process.is_alive():
+            self.close()
+            self.start()
+        try:
+            self.pipe.send(batch)
+            return self.pipe.recv()
+        except (EOFError, OSError):
+            self.close()  # the next batch starts a new one
+            return [error_answer(500, "InternalServerException", WORKER_DIED)] * len(batch)
+
+    def close(self) -> None:
+        """Stop the child (it also stops by itself when this process's end of the pipe goes)."""
+        if self.pipe is not None:
+            self.pipe.close()
+        if self.process is not None:
+            self.process.join(timeout=5)
+            if self.process.is_alive():
+                self.process.kill()
+                self.process.join()
+
+
+def serve_batches(
+    pipe, name: str, folder: str, batch_size: int, gpu_id: int | None, threads: int | None
+) -> None:
+    """In the child: load the model, then answer batches until the parent's end closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the engine, which stops this
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    worker = Worker(name, open_model(Path(folder), name), batch_size, gpu_id, resident=True)
+    try:
+        pipe.send(None)  # loaded (a failed load: run_batch answers 503 per request)
+        while True:
+            try:
+                batch = pipe.recv()
+            except EOFError:
+                return
+            pipe.send(run_batch(worker, batch))
+    finally:
+        worker.close()

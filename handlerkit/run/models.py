@@ -1,0 +1,94 @@
+"""What to serve and how: `NAME=MODEL` specs and the settings every engine shares.
+
+First step of `python -m handlerkit serve`: the command line becomes these, then an engine runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+ENGINES = ("torchserve", "litserve", "ray")
+HOST = "127.0.0.1"  # every server handlerkit starts listens on this address only
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model to serve: its name in `/predictions/{name}`, a `.mar` or a model folder, and
+    how its requests are batched (TorchServe's `batch_size` and `max_batch_delay` in ms)."""
+
+    name: str
+    source: Path
+    handler: str | None = None  # for a model folder: what `torch-model-archiver --handler` takes
+    batch_size: int = 1
+    max_batch_delay: int = 100
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How an engine serves the models (TorchServe's names and defaults where it has them).
+
+    Attributes:
+        port: The inference API's port.
+        host: The address to listen on (loopback unless you mean to expose it).
+        replicas: Workers (TorchServe, LitServe) or replicas (Ray Serve) per model.
+        address: Ray only: the cluster to join (`auto`, `ray://host:10001`); None starts one here.
+    """
+
+    port: int = 8080
+    host: str = HOST
+    replicas: int = 1
+    address: str | None = None
+
+
+def parse_models(
+    items: list[str],
+    handler: str | None = None,
+    batch_size: int | Mapping[str, int] = 1,
+    max_batch_delay: int | Mapping[str, int] = 100,
+) -> list[ModelSpec]:
+    """`["mnist=data/mnist", "dn=densenet.mar"]` -> model specs; each source must exist.
+
+    `batch_size` and `max_batch_delay`: one value for every model, or {name: value} (the
+    others keep TorchServe's defaults, 1 and 100 ms).
+    """
+    specs = []
+    for item in items:
+        name, sep, source = item.partition("=")
+        if not sep or not name or not source:
+            raise ValueError(f"{item!r} is not NAME=MODEL: write e.g. mnist=data/mnist")
+        path = Path(source).expanduser().resolve()
+        if not path.exists():
+            raise FileNotFoundError(f"{source} does not exist: pass a .mar file or a model folder")
+        size, delay = setting_for(batch_size, name, 1), setting_for(max_batch_delay, name, 100)
+        if size < 1 or delay < 0:
+            raise ValueError(f"{name}: batch size {size} and delay {delay} ms: use >= 1 and >= 0")
+        specs.append(ModelSpec(name, path, handler if path.is_dir() else None, size, delay))
+    names = [spec.name for spec in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"model names repeat in {names}: give each model its own name")
+    for setting in (batch_size, max_batch_delay):
+        unknown = set(setting) - set(names) if isinstance(setting, Mapping) else set()
+        if unknown:
+            raise ValueError(f"batch settings name {sorted(unknown)}, not served here: {names}")
+    return specs
+
+
+def per_model(values: list[str] | None, default: int) -> int | dict[str, int]:
+    """Command-line values such as `["8"]` or `["mnist=8", "dn=2"]` -> 8 or {name: value}."""
+    if not values:
+        return default
+    plain = [v for v in values if "=" not in v]
+    named = dict(v.split("=", 1) for v in values if "=" in v)
+    if plain and named or len(plain) > 1:
+        raise ValueError(f"{values}: give one number for every model, or NAME=NUMBER per model")
+    try:
+        return int(plain[0]) if plain else {name: int(v) for name, v in named.items()}
+    except ValueError:
+        raise ValueError(f"{values}: the values must be whole numbers") from None
+
+
+def setting_for(setting, name: str, default=None):
+    """One model's value of a setting given as one value for every model or as {name: value}."""
+    return setting.get(name, default) if isinstance(setting, Mapping) else setting

@@ -1,0 +1,219 @@
+"""The TorchServe process: find Java, pick free ports, write its config, launch it, stop its group.
+
+`TorchServe.start` and `stop` call these; they know about processes and ports, not about models.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from ..models import HOST
+from .client import REQUEST_TIMEOUT_S
+from .errors import ServeError
+
+PORT_NAMES = ("inference", "management", "metrics", "grpc_inference", "grpc_management")
+STOP_GRACE_S = 20.0
+
+
+def find_java() -> str:
+    """Return the java executable, or explain how to install it."""
+    java_home = os.environ.get("JAVA_HOME")
+    candidates = [str(Path(java_home) / "bin" / "java")] if java_home else []
+    candidates.append(shutil.which("java") or "")
+    for java in candidates:
+        if java and os.access(java, os.X_OK):
+            _check_java_version(java)
+            return java
+    raise ServeError("TorchServe needs Java 17+: apt-get install openjdk-17-jre-headless")
+
+
+def _check_java_version(java: str) -> None:
+    done = subprocess.run(
+        [java, "-version"], capture_output=True, text=True, timeout=30, check=False
+    )
+    match = re.search(r'version "(\d+)', done.stderr + done.stdout)
+    if match and int(match.group(1)) < 17:
+        raise ServeError(
+            f"TorchServe needs Java 17+, but {java} is Java {match.group(1)}: "
+            "apt-get install openjdk-17-jre-headless (or set JAVA_HOME to a Java 17+)"
+        )
+
+
+def _torchserve_command() -> list[str]:
+    """Return the command that runs the ``torchserve`` launcher, preferably this Python's."""
+    beside = Path(sys.executable).with_name("torchserve")
+    if beside.is_file():
+        return [str(beside)]
+    if importlib.util.find_spec("ts") is not None:
+        return [sys.executable, "-m", "ts.model_server"]
+    script = shutil.which("torchserve")
+    if script is None:
+        raise ServeError("torchserve is not installed: pip install torchserve")
+    return [script]
+
+
+def choose_ports(fixed: Mapping[str, int]) -> dict[str, int]:
+    """Return one free 127.0.0.1 port per endpoint; fixed ports must be free."""
+    unknown = set(fixed) - set(PORT_NAMES)
+    if unknown:
+        raise ServeError(f"unknown port names {sorted(unknown)}: use {', '.join(PORT_NAMES)}")
+    for endpoint, port in fixed.items():
+        if port_in_use(port):
+            raise ServeError(
+                f"{endpoint} port {port} on {HOST} is already in use: stop what listens "
+                "there, or leave it out of ports= to pick a free one"
+            )
+    ports, held = dict(fixed), []
+    try:
+        for endpoint in PORT_NAMES:
+            if endpoint not in ports:
+                sock = socket.socket()
+                sock.bind((HOST, 0))
+                held.append(sock)
+                ports[endpoint] = sock.getsockname()[1]
+    finally:
+        for sock in held:
+            sock.close()
+    return ports
+
+
+def port_in_use(port: int) -> bool:
+    """True when something accepts connections on 127.0.0.1:port."""
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((HOST, port)) == 0
+
+
+def write_config(
+    workdir: Path, ports: Mapping[str, int], model_store: Path, workers: int, startup_timeout: float
+) -> Path:
+    """Write the ``config.properties`` that keeps TorchServe local, quick and quiet."""
+    cores = os.cpu_count() or 1
+    lines = [
+        f"inference_address=http://{HOST}:{ports['inference']}",
+        f"management_address=http://{HOST}:{ports['management']}",
+        f"metrics_address=http://{HOST}:{ports['metrics']}",
+        f"grpc_inference_address={HOST}",
+        f"grpc_inference_port={ports['grpc_inference']}",
+        f"grpc_management_address={HOST}",
+        f"grpc_management_port={ports['grpc_management']}",
+        "disable_token_authorization=true",
+        "enable_model_api=true",
+        "enable_envvars_config=false",
+        f"model_store={model_store}",
+        f"default_workers_per_model={workers}",
+        "install_py_dep_per_model=false",
+        "disable_system_metrics=true",
+        f"number_of_netty_threads={max(2, cores)}",
+        f"netty_client_threads={max(2, cores)}",
+        "job_queue_size=1000",
+        f"default_startup_timeout={int(startup_timeout)}",
+        f"default_response_timeout={int(REQUEST_TIMEOUT_S)}",
+        "unregister_model_timeout=30",
+        "vmargs=-Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1",
+    ]
+    path = workdir / "config.properties"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def launch(
+    workdir: Path, log_dir: Path, model_store: Path, config: Path, log_config: Path, java: str
+) -> subprocess.Popen:
+    """Start ``torchserve --foreground`` in its own process group inside the work folder."""
+    folder = str(workdir)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TS_")}
+    env.update(
+        LOG_LOCATION=str(log_dir),
+        METRICS_LOCATION=str(log_dir),
+        TMPDIR=folder,  # torchserve's pid file: one per server, not one per machine
+        TEMP=folder,  # java.io.tmpdir: worker sockets and unpacked .mar files
+        TMP=folder,
+        JAVA_HOME=str(Path(java).resolve().parent.parent),
+    )
+    command = [
+        *_torchserve_command(),
+        "--start", "--foreground", "--ncs",
+        "--model-store", str(model_store),
+        "--ts-config", str(config),
+        "--log-config", str(log_config),
+        "--disable-token-auth", "--enable-model-api",
+    ]  # fmt: skip
+    console = open(workdir / "console.log", "wb")  # noqa: SIM115
+    try:
+        return subprocess.Popen(
+            command, cwd=folder, env=env, stdin=subprocess.DEVNULL,
+            stdout=console, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    finally:
+        console.close()
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """Stop the server's process group: SIGTERM, a grace period, then SIGKILL.
+
+    Java and the Python workers get SIGTERM first, so the ``torchserve`` launcher (the group
+    leader) reaps Java and exits by itself; no zombie ``java`` is left to the init process.
+    """
+    group = process.pid
+    children = group_members(group) - {group}
+    for pid in children:
+        _signal(pid, signal.SIGTERM)
+    if not children or not _wait_gone(process, STOP_GRACE_S):
+        _signal_group(group, signal.SIGTERM)
+        if not _wait_gone(process, 5):
+            _signal_group(group, signal.SIGKILL)
+            _wait_gone(process, 10)
+
+
+def _wait_gone(process: subprocess.Popen, seconds: float) -> bool:
+    """Reap the launcher and wait until no live process of its group is left."""
+    deadline = time.monotonic() + seconds
+    while process.poll() is None or group_members(process.pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _signal_group(group: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(group, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def group_members(group: int) -> set[int]:
+    """Return the live (non-zombie) processes of a process group."""
+    if not Path("/proc").is_dir():  # macOS: only ask whether the group still exists
+        try:
+            os.killpg(group, 0)
+        except (ProcessLookupError, PermissionError):
+            return set()
+        return {group}
+    members = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == group:
+            members.add(int(stat.parent.name))
+    return members

@@ -1,0 +1,412 @@
+"""`TorchServe`: a real local TorchServe that a notebook or a test starts, asks and stops.
+
+The centre of `handlerkit.serve`: it uses `process` to run Java, `client` to ask, `logs` to explain.
+"""
+
+from __future__ import annotations
+
+import atexit
+import http.client
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import weakref
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ..models import HOST
+from .archive import archive, mar_in_store
+from .client import REQUEST_TIMEOUT_S, Answer, send
+from .errors import ServeError
+from .logs import LOG_CONFIG, STARTED_LINE, file_size, read_from, worker_failure
+from .process import choose_ports, find_java, launch, port_in_use, stop_group, write_config
+
+_LIVE: set[TorchServe] = set()
+
+
+class TorchServe:
+    """A real TorchServe on 127.0.0.1 that a notebook or a test starts, asks and stops.
+
+    Use it as a context manager so the Java server always stops, even when the body raises::
+
+        with TorchServe("model_store", {"mnist": "mnist.mar"}) as server:
+            server.predict("mnist", png_bytes).body
+
+    Attributes:
+        model_store: Folder holding the `.mar` files.
+        log_dir: Folder TorchServe writes `ts_log.log` and `model_log.log` to.
+        ports: Port per endpoint (`inference`, `management`, `metrics`, `grpc_*`).
+    """
+
+    def __init__(
+        self,
+        model_store: str | os.PathLike,
+        models: Mapping[str, str | os.PathLike] | None = None,
+        batch_size: int = 1,
+        max_batch_delay: int = 100,
+        workers: int = 1,
+        startup_timeout: float = 120,
+        log_dir: str | os.PathLike | None = None,
+        ports: Mapping[str, int] | None = None,
+    ) -> None:
+        """Describe the server; nothing starts before `start()` or `with`.
+
+        Args:
+            model_store: Folder holding the `.mar` files.
+            models: Model name -> `.mar` (a file name in `model_store` or a path in it),
+                registered at start.
+            batch_size: Default largest batch a worker gets.
+            max_batch_delay: Default milliseconds TorchServe waits to fill a batch.
+            workers: Default worker processes per model.
+            startup_timeout: Seconds allowed for the server, and for each model, to get ready.
+            log_dir: Where the logs go; defaults to a temporary folder removed at stop.
+            ports: Fixed ports by endpoint name; the others are picked free.
+        """
+        self.model_store = Path(model_store).resolve()
+        self.models = dict(models or {})
+        self.batch_size = batch_size
+        self.max_batch_delay = max_batch_delay
+        self.workers = workers
+        self.startup_timeout = startup_timeout
+        self._log_dir_arg = Path(log_dir).resolve() if log_dir is not None else None
+        self._fixed_ports = dict(ports or {})
+        self.log_dir: Path | None = self._log_dir_arg
+        self.ports: dict[str, int] = {}
+        self._process: subprocess.Popen | None = None
+        self._workdir: Path | None = None
+
+    @classmethod
+    def for_folder(
+        cls, model_dir: str | os.PathLike, name: str, handler: str | None = None, **kwargs: Any
+    ) -> TorchServe:
+        """Archive one model folder into a temporary store and describe a server for it.
+
+        Example: `with TorchServe.for_folder("data/mnist", "mnist") as server: ...`
+
+        Args:
+            model_dir: TorchServe-style model folder (see `archive`).
+            name: Model name to register.
+            handler: Handler file or built-in name; defaults to `handler.py`.
+            **kwargs: Passed on to `TorchServe`.
+
+        Returns:
+            A server (not yet started) that registers `name` when started; its temporary
+            model store goes away with the server object.
+        """
+        store = Path(tempfile.mkdtemp(prefix="handlerkit-store-"))
+        try:
+            mar = archive(model_dir, store, name, handler=handler)
+        except BaseException:
+            shutil.rmtree(store, ignore_errors=True)
+            raise
+        server = cls(store, {name: mar.name}, **kwargs)
+        weakref.finalize(server, shutil.rmtree, store, True)
+        return server
+
+    # ----------------------------------------------------------------- properties
+
+    @property
+    def inference_url(self) -> str:
+        """Base URL of the inference API, e.g. `http://127.0.0.1:8080`."""
+        return self._url("inference")
+
+    @property
+    def management_url(self) -> str:
+        """Base URL of the management API."""
+        return self._url("management")
+
+    @property
+    def metrics_url(self) -> str:
+        """Base URL of the metrics API."""
+        return self._url("metrics")
+
+    @property
+    def running(self) -> bool:
+        """True while the TorchServe process is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    def __repr__(self) -> str:
+        state = f"running at {self.inference_url}" if self.running else "stopped"
+        return f"<TorchServe {state}, store={self.model_store}, models={list(self.models)}>"
+
+    def _url(self, endpoint: str) -> str:
+        if endpoint not in self.ports:
+            raise ServeError("TorchServe is not started: use `with TorchServe(...)` or .start()")
+        return f"http://{HOST}:{self.ports[endpoint]}"
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def __enter__(self) -> TorchServe:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> TorchServe:
+        """Start TorchServe, wait until it answers, and register `models`.
+
+        Returns:
+            The server itself.
+
+        Raises:
+            ServeError: Java or torchserve is missing, a port is taken, or a model failed.
+        """
+        if self._process is not None:
+            return self
+        if not self.model_store.is_dir():
+            raise ServeError(f"model store {self.model_store} does not exist: call archive() first")
+        java = find_java()
+        self.ports = choose_ports(self._fixed_ports)
+        self._workdir = Path(tempfile.mkdtemp(prefix="handlerkit-serve-"))
+        self.log_dir = self._log_dir_arg or self._workdir / "logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        config = write_config(
+            self._workdir, self.ports, self.model_store, self.workers, self.startup_timeout
+        )
+        _LIVE.add(self)
+        try:
+            self._process = launch(
+                self._workdir, self.log_dir, self.model_store, config, LOG_CONFIG, java
+            )
+            self._wait_until_up()
+            for name, mar in self.models.items():
+                self.register(name, mar)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_up(self) -> None:
+        """Wait until every endpoint is bound (REST first, gRPC last) and the APIs answer."""
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise ServeError(self._startup_failure())
+            started = STARTED_LINE in read_from(self._log("console.log"), 0)
+            if started and self._answers("inference", "/ping"):
+                if self._answers("management", "/models"):
+                    return
+            time.sleep(0.2)
+        raise ServeError(
+            f"TorchServe did not answer within {self.startup_timeout:.0f} s: raise "
+            f"startup_timeout or read the log below.\n{self.logs(tail=40)}"
+        )
+
+    def _answers(self, endpoint: str, path: str) -> bool:
+        try:
+            return send("GET", self._url(endpoint) + path, timeout=2).status == 200
+        except OSError:
+            return False
+
+    def _startup_failure(self) -> str:
+        """Explain why the TorchServe process exited during start."""
+        taken = [f"{n} port {p}" for n, p in self.ports.items() if port_in_use(p)]
+        reason = f"TorchServe exited during start (exit code {self._process.returncode})"
+        if taken:
+            reason += (
+                f": {', '.join(taken)} on {HOST} is already in use; stop what listens there "
+                "or leave ports=None to pick free ones"
+            )
+        return f"{reason}.\n{self.logs(tail=40, files=('console.log', 'ts_log.log'))}"
+
+    def stop(self) -> None:
+        """Stop TorchServe and its workers (SIGTERM, then SIGKILL), and remove temp folders."""
+        process, self._process = self._process, None
+        if process is not None:
+            stop_group(process)
+        _LIVE.discard(self)
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)  # a given log_dir lies elsewhere
+        self._workdir = None
+        if self._log_dir_arg is None:
+            self.log_dir = None
+
+    # ----------------------------------------------------------------- models
+
+    def register(
+        self,
+        name: str,
+        mar: str | os.PathLike,
+        batch_size: int | None = None,
+        max_batch_delay: int | None = None,
+        workers: int | None = None,
+        replace: bool = True,
+    ) -> dict:
+        """Register a `.mar` and wait until its workers are READY.
+
+        Args:
+            name: Model name used in `/predictions/<name>`.
+            mar: `.mar` file name in `model_store`, or a path inside it.
+            batch_size: Largest batch per worker call; None: the server's. Passed on as
+                given, as TorchServe's API takes it (0 included).
+            max_batch_delay: Milliseconds to wait to fill a batch; None: the server's.
+            workers: Worker processes; None: the server's. 0 registers the model with no
+                worker (TorchServe's default), ready to scale later.
+            replace: Unregister a model already registered under `name` first.
+
+        Returns:
+            The model description from `GET /models/<name>`.
+
+        Raises:
+            ServeError: Registration failed; the message holds the handler's traceback.
+        """
+        if replace:
+            self.unregister(name)
+        offsets = (file_size(self._log("model_log.log")), file_size(self._log("ts_log.log")))
+        params = {
+            "url": mar_in_store(self.model_store, mar),
+            "model_name": name,
+            "batch_size": self.batch_size if batch_size is None else batch_size,
+            "max_batch_delay": self.max_batch_delay if max_batch_delay is None else max_batch_delay,
+            "initial_workers": self.workers if workers is None else workers,
+            "synchronous": "false",
+        }
+        url = f"{self.management_url}/models?{urllib.parse.urlencode(params)}"
+        answer = send("POST", url, timeout=self.startup_timeout)
+        if not answer.ok:
+            raise ServeError(f"TorchServe refused to register {name} from {mar}: {answer.body}")
+        return self._wait_until_ready(name, params["initial_workers"], offsets)
+
+    def unregister(self, name: str) -> bool:
+        """Unregister a model if it is registered.
+
+        Args:
+            name: Model name.
+
+        Returns:
+            True when a model was unregistered.
+        """
+        url = f"{self.management_url}/models/{urllib.parse.quote(name)}"
+        answer = send("DELETE", url, timeout=60)
+        if answer.status == 404:
+            return False
+        if not answer.ok:
+            raise ServeError(f"TorchServe could not unregister {name}: {answer.body}")
+        return True
+
+    def describe(self, name: str) -> dict:
+        """Return `GET /models/<name>` (batch size, workers and their status)."""
+        answer = send("GET", f"{self.management_url}/models/{urllib.parse.quote(name)}", 10)
+        if not answer.ok:
+            raise ServeError(f"model {name} is not registered: {answer.body}")
+        return answer.body[0]
+
+    def _wait_until_ready(self, name: str, workers: int, offsets: tuple[int, int]) -> dict:
+        """Poll the model until `workers` are READY; fail fast when a worker dies."""
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise ServeError(f"TorchServe exited while loading {name}.\n{self.logs(tail=60)}")
+            model = self.describe(name)
+            ready = [w for w in model.get("workers", []) if w.get("status") == "READY"]
+            if len(ready) >= workers:
+                return model
+            failure = worker_failure(
+                self._log("model_log.log"), self._log("ts_log.log"), name, offsets
+            )
+            if failure:
+                self._forget(name)
+                raise ServeError(
+                    f"the worker for model {name} died while loading (fix the handler, then "
+                    f"register again; server.logs() shows the full log). It raised:\n"
+                    f"{failure}"
+                )
+            time.sleep(0.2)
+        self._forget(name)
+        raise ServeError(
+            f"model {name} had no READY worker within {self.startup_timeout:.0f} s: raise "
+            f"startup_timeout or read the log below.\n{self.logs(tail=60)}"
+        )
+
+    def _forget(self, name: str) -> None:
+        """Unregister a model that failed, so TorchServe stops restarting its worker."""
+        if not self.running:
+            return
+        try:
+            self.unregister(name)
+        except (OSError, ServeError):
+            pass
+
+    # ----------------------------------------------------------------- predictions
+
+    def predict(
+        self, name: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> Answer:
+        """Send one request to `/predictions/<name>`.
+
+        Args:
+            name: Model name.
+            data: Request body, e.g. PNG bytes.
+            content_type: The `Content-Type` header.
+
+        Returns:
+            The status code and the parsed JSON body, also when TorchServe refuses the
+            request before reading it all (413: the body is over its max_request_size).
+        """
+        url = f"{self.inference_url}/predictions/{urllib.parse.quote(name)}"
+        return send("POST", url, REQUEST_TIMEOUT_S, data, content_type)
+
+    def predict_many(
+        self,
+        name: str,
+        payloads: Sequence[bytes],
+        concurrency: int = 32,
+        content_type: str = "application/octet-stream",
+    ) -> list[Answer]:
+        """Send many requests at once; answers come back in the order of `payloads`.
+
+        Args:
+            name: Model name.
+            payloads: Request bodies.
+            concurrency: Requests in flight at the same time.
+            content_type: The `Content-Type` header.
+
+        Returns:
+            One `Answer` per payload, same order.
+        """
+
+        def one(data: bytes) -> Answer:
+            try:
+                return self.predict(name, data, content_type)
+            except (OSError, http.client.HTTPException) as error:  # report, do not lose it
+                return Answer(status=0, body=f"{type(error).__name__}: {error}")
+
+        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+            return list(pool.map(one, payloads))
+
+    # ----------------------------------------------------------------- logs
+
+    def logs(self, tail: int = 200, files: Sequence[str] = ("ts_log.log", "model_log.log")) -> str:
+        """Return the last `tail` lines of each TorchServe log, for showing in a notebook.
+
+        Args:
+            tail: Lines per file.
+            files: Log file names in `log_dir` (`console.log` is the process output).
+
+        Returns:
+            The log tails, each under a `== name ==` heading.
+        """
+        parts = []
+        for file_name in files:
+            path = self._log(file_name)
+            if path.is_file():
+                text = path.read_text(errors="replace").splitlines()[-tail:]
+                parts.append(f"== {file_name} ==\n" + "\n".join(text))
+        return "\n".join(parts)
+
+    def _log(self, file_name: str) -> Path:
+        if file_name == "console.log" and self._workdir is not None:
+            return self._workdir / file_name
+        return (self.log_dir or Path(os.devnull)) / file_name
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Safety net: stop every server still running when Python exits."""
+    for server in list(_LIVE):
+        server.stop()

@@ -1,0 +1,190 @@
+"""One model's worker, in this process: `ts`'s own loader and service, kept apart from the rest.
+
+TorchServe runs each model in its own Python process, started in the model folder with that
+folder on `sys.path`. Here a model is loaded and called with the same folder as the working
+directory and on `sys.path`, and with the modules its folder defines (`handler`, `model`, ...)
+visible only while it runs, so two models with a `model.py` each never see each other's. A
+worker that has its process to itself (`resident`: a LitServe worker, a Ray Serve replica)
+enters its folder once and stays, as TorchServe's worker does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..tracing import STAGES
+from .frontend import HandlerError, RequestInput
+from .model_folder import ModelFolder
+from .wire import Reply, decode_batch, decode_reply, encode_batch
+
+# The working directory and sys.modules are the process's: one model runs at a time.
+_PROCESS_LOCK = threading.RLock()
+# ts logs each failure with its traceback; while a model runs here, Answer.error carries it.
+_SILENT = logging.NullHandler()
+# The handler methods a failure can be named after: its stages, between loading and handle.
+HANDLER_METHODS = ("initialize", *STAGES, "handle")
+
+
+class Worker:
+    """A loaded model: `predict(batch)` runs one `handle` call through `ts.service.Service`.
+
+    Attributes:
+        name: The model name.
+        folder: The unpacked model.
+        service: `ts`'s Service (None when loading failed).
+        entry: What `handle` is: the handler object, or the module of a function entry point.
+        load_error: Why loading failed, as a `HandlerError` (stage "initialize"), else None.
+        last_error: What the handler raised in the last `predict`, else None.
+        resident: The process is this model's alone: it works in the model folder for good,
+            instead of entering it (and leaving it) at each call.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        folder: ModelFolder,
+        batch_size: int = 1,
+        gpu_id: int | None = None,
+        limit_max_image_pixels: bool = True,
+        resident: bool = False,
+    ) -> None:
+        self.name, self.folder, self.resident = name, folder, resident
+        self.service = None
+        self.entry = None
+        self.load_error: HandlerError | None = None
+        self.last_error: HandlerError | None = None
+        self._modules: dict[str, object] = {}
+        self._own_names = _own_module_names(folder.path)  # the folder's .py files, listed once
+        try:
+            if resident:
+                self._settle()
+                self._load(batch_size, gpu_id, limit_max_image_pixels)
+            else:
+                with self._inside():
+                    self._load(batch_size, gpu_id, limit_max_image_pixels)
+        except Exception as error:  # noqa: BLE001 - TorchServe's worker dies; we report it
+            self.load_error = HandlerError(
+                "initialize", f"{type(error).__name__}: {error}", traceback.format_exc()
+            )
+
+    def _load(self, batch_size: int, gpu_id: int | None, limit_max_image_pixels: bool) -> None:
+        import ts
+        from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
+        from ts.model_loader import TsModelLoader
+
+        metrics = MetricsCacheYamlImpl(Path(ts.__file__).parent / "configs" / "metrics.yaml")
+        metrics.initialize_cache()
+        metrics.model_name = self.name
+        service = TsModelLoader().load(
+            self.name,
+            str(self.folder.path),
+            self.folder.handler,
+            gpu_id,
+            batch_size,
+            None,
+            limit_max_image_pixels,
+            metrics,
+        )
+        service.set_cl_socket(None)
+        entry = service._entry_point
+        self.entry = getattr(entry, "__self__", None) or sys.modules[entry.__module__]
+        function = entry.__name__
+        # Look the entry point up at each call, so a trace that wraps it is seen, and keep
+        # what it raises: the stage it came from and the traceback.
+        service._entry_point = lambda data, context: self._call(function, data, context)
+        self.service = service
+
+    def _call(self, function: str, data, context):
+        try:
+            return getattr(self.entry, function)(data, context)
+        except Exception as error:
+            self.last_error = HandlerError(
+                failing_stage(error), f"{type(error).__name__}: {error}", traceback.format_exc()
+            )
+            raise
+
+    def predict(self, batch: list[RequestInput]) -> Reply:
+        """Send one batch through `ts`'s decoder, its Service and its encoder."""
+        self.last_error = None
+        if self.resident:
+            reply = self.service.predict(decode_batch(encode_batch(batch)))
+        else:
+            with self._inside():
+                reply = self.service.predict(decode_batch(encode_batch(batch)))
+        return decode_reply(bytes(reply))
+
+    def _settle(self) -> tuple[str, bool]:
+        """Work in the model folder, with it on sys.path and `ts`'s log quiet, as TorchServe's
+        worker process does. Returns what to restore: the working directory, the log's
+        propagation."""
+        sys.path.insert(0, str(self.folder.path))
+        cwd = os.getcwd()
+        os.chdir(self.folder.path)
+        ts_logger = logging.getLogger("ts")
+        propagates, ts_logger.propagate = ts_logger.propagate, False
+        ts_logger.addHandler(_SILENT)
+        return cwd, propagates
+
+    @contextmanager
+    def _inside(self) -> Iterator[None]:
+        """`_settle` for one call: the folder, and only its modules, seen while it runs."""
+        folder = str(self.folder.path)
+        with _PROCESS_LOCK:
+            shadowed = _take_modules(self._own_names)
+            before = set(sys.modules)
+            sys.modules.update(self._modules)
+            cwd, propagates = self._settle()
+            try:
+                yield
+            finally:
+                ts_logger = logging.getLogger("ts")
+                ts_logger.propagate = propagates
+                ts_logger.removeHandler(_SILENT)
+                os.chdir(cwd)
+                sys.path.remove(folder)
+                for name in set(sys.modules) - before | set(self._modules):
+                    module = sys.modules.get(name)
+                    if _defined_in(module, folder):
+                        self._modules[name] = sys.modules.pop(name)
+                sys.modules.update(shadowed)
+
+    def close(self) -> None:
+        if self.resident and os.getcwd() == str(self.folder.path):
+            os.chdir(self.folder.path.parent)  # the folder is removed next
+        self.service = None
+        self.entry = None
+        self._modules.clear()
+        self.folder.remove()
+
+
+def failing_stage(error: BaseException) -> str:
+    """The innermost handler stage (preprocess, inference, ...) in the error's traceback."""
+    stage = "handle"
+    tb = error.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_name
+        if name in HANDLER_METHODS and "/ts/service.py" not in tb.tb_frame.f_code.co_filename:
+            stage = name
+        tb = tb.tb_next
+    return stage
+
+
+def _own_module_names(folder: Path) -> set[str]:
+    return {p.stem for p in folder.iterdir() if p.suffix == ".py"}
+
+
+def _take_modules(names: set[str]) -> dict[str, object]:
+    """Remove modules named like the model's files (another folder's `model`, say)."""
+    return {name: sys.modules.pop(name) for name in names if name in sys.modules}
+
+
+def _defined_in(module, folder: str) -> bool:
+    path = getattr(module, "__file__", None)
+    return bool(path) and os.path.abspath(path).startswith(folder + os.sep)

@@ -1,0 +1,78 @@
+"""A model's process (what the LitServe and Ray Serve engines run the handler in): batches go in
+and answers come out as in the engine's own process; a worker that dies answers its batch
+TorchServe's 500 "Worker died." and the next batch finds a new one."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from handlerkit.run.model_process import ModelProcess
+from handlerkit.serving import frontend
+from handlerkit.serving.model_folder import open_model
+
+pytestmark = pytest.mark.engines
+
+EXITER = """
+import os
+
+
+def handle(data, context):
+    if data is None:
+        return None
+    bodies = [bytes(row.get("body")).decode() for row in data]
+    if "exit" in bodies:
+        os._exit(3)  # the worker process dies, as with a segfault or the OOM killer
+    return [f"{body} from {os.getpid()}" for body in bodies]
+"""
+
+
+@pytest.fixture
+def model(tmp_path):
+    (tmp_path / "exiter.py").write_text(EXITER)
+    torch.save({}, tmp_path / "empty.pt")
+    folder = open_model(tmp_path, "exiter", handler=str(tmp_path / "exiter.py"))
+    process = ModelProcess("exiter", folder.path, batch_size=2, gpu_id=None)
+    yield process
+    process.close()
+    folder.remove()
+
+
+def requests(*bodies: str) -> list[frontend.RequestInput]:
+    jobs = [
+        frontend.admit(
+            "/predictions/exiter",
+            b.encode(),
+            {"content-type": "application/octet-stream"},
+            {"exiter"},
+        )
+        for b in bodies
+    ]
+    return [job.request for job in jobs]
+
+
+def test_a_batch_is_answered_in_the_models_own_process(model):
+    answers = model.run(requests("a", "b"))
+    assert [a.status for a in answers] == [200, 200]
+    first, second = (a.text.split(" from ") for a in answers)
+    assert (first[0], second[0]) == ("a", "b")
+    assert first[1] == second[1] == str(model.process.pid)  # one handle call, in the child
+
+
+def test_a_dead_worker_fails_its_batch_and_the_next_batch_gets_a_new_one(model):
+    died = model.process.pid
+    answers = model.run(requests("a", "exit"))
+    expected = {"code": 500, "type": "InternalServerException", "message": "Worker died."}
+    assert [(a.status, a.json()) for a in answers] == [(500, expected)] * 2
+    assert answers[0].body.endswith(b"\n")  # TorchServe's error body, as every other one
+    after = model.run(requests("c"))
+    assert [a.status for a in after] == [200]
+    assert after[0].text == f"c from {model.process.pid}" and model.process.pid != died
+
+
+def test_closing_stops_the_models_process(model):
+    model.run(requests("a"))
+    model.close()
+    assert not model.process.is_alive() and model.process.exitcode is not None
+    with pytest.raises(OSError):
+        model.pipe.send([])  # this end is closed too
