@@ -16,9 +16,7 @@ from pathlib import Path
 from ..offline.frontend import Answer, RequestInput, error_answer
 from ..offline.server import run_batch
 from ..offline.store import open_model
-from ..offline.worker_process import Worker
-
-WORKER_DIED = "Worker died."  # TorchServe's answer (500) to a batch whose worker died
+from ..offline.worker_process import WORKER_DIED, Worker
 
 
 class ModelProcess:
