@@ -7,6 +7,7 @@ returned, what TorchServe requires, what it does, and how to fix it.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,18 @@ def test_check_passes_a_handler_that_answers_a_sample():
     problems, worker = check(samples.MNIST_DIR)
     worker.close()
     assert not [p for p in problems if p.level == "error"], problems
+
+
+@pytest.mark.serve
+@pytest.mark.parametrize("kind", ["header_int", "status_str"])
+def test_a_worker_that_dies_writing_the_reply_answers_as_torchserve(server, real_torchserve, kind):
+    """TorchServe 0.12's worker process dies on these; its frontend answers 500 'Worker died.'."""
+    from torchserve_battery import send
+
+    real = send(real_torchserve, "POST", "/predictions/breaker", kind.encode())
+    offline = server.predict("breaker", kind.encode())
+    assert (offline.status, offline.body) == real[:2]
+    deadline = time.monotonic() + 90  # TorchServe restarts its worker; leave it serving
+    while send(real_torchserve, "POST", "/predictions/breaker", b"fine")[0] != 200:
+        assert time.monotonic() < deadline, "TorchServe did not restart the breaker's worker"
+        time.sleep(1)

@@ -34,10 +34,11 @@ def battery_store(tmp_path_factory) -> Path:
     archive(samples.MNIST_DIR, store, "ts_mnist", handler=str(HANDLERS / "ts_mnist_handler.py"))
     archive(samples.MNIST_DIR, store, "entry", handler=str(HANDLERS / "entry_point.py"))
     archive(nothing, store, "quirks", handler=str(HANDLERS / "quirks.py"))
+    archive(nothing, store, "breaker", handler=str(HANDLERS / "contract_breaker.py"))
     return store
 
 
-MODELS = ("classifier", "mnist", "ts_mnist", "entry", "quirks")
+MODELS = ("classifier", "mnist", "ts_mnist", "entry", "quirks", "breaker")
 
 
 BATCH = {BATCHED: 4}  # the batched model's settings, on every server
@@ -129,6 +130,12 @@ CASES = {
     "request headers, lower case": ("quirks", b"headers", {"x-custom": "yes"}),
     "form fields": ("quirks", *multipart(FIELDS)),
     "urlencoded fields": ("quirks", b"body=fields&a=1&b=h%C3%A9", {"Content-Type": FORM}),
+    # answers that break TorchServe's rules (tests/test_contract.py names them for the user)
+    **{f"breach: {kind}": ("breaker", kind.encode(), {}) for kind in (
+        "none", "dict", "tuple", "generator", "tensor", "numpy", "spread", "empty",
+        "tensor_inside", "numpy_inside", "set_inside", "bytes_inside", "tensor_row", "nan",
+        "repr",
+    )},  # header_int and status_str kill TorchServe's worker: tests/test_contract.py sends them
 }  # fmt: skip
 
 ROUTES = [  # paths TorchServe routes itself: ping, unknown model, unknown path, versions, explain
