@@ -46,11 +46,20 @@ def run_command(args: argparse.Namespace) -> int:
         with tracing.trace(server.handler(name), capture=capture) as trace:
             if args.batch:
                 answers = server.batch(path, bodies)
+                warnings = [server.workers[name].last_warnings] + [[]] * (len(answers) - 1)
             else:
-                answers = [server.request("POST", path, *body) for body in bodies]
-    for source, answer in zip(args.inputs, answers):
+                answers, warnings = [], []
+                for body in bodies:
+                    answers.append(server.request("POST", path, *body))
+                    warnings.append(server.workers[name].last_warnings)
+    for source, answer, warned in zip(args.inputs, answers, warnings):
         print(f"== {source}")
         _print_answer(answer, trace)
+        for warning in warned:
+            print(
+                f"-- TorchServe sends this with {answer.status}, but a client cannot read it "
+                f"as meant:\n{warning}"
+            )
     print(trace.table())
     if args.trace:
         from ..show import viz  # noqa: F401 - registers the drawer
@@ -79,7 +88,8 @@ def _print_answer(answer: Answer, trace: tracing.Trace) -> None:
     except UnicodeDecodeError:
         print(f"<{len(answer.body)} bytes: {answer.body[:32]!r}...>")
     if answer.error is not None:
-        print(f"-- the handler failed in {answer.error.stage}:\n{answer.error.traceback}")
+        print(f"-- the handler failed in {answer.error.stage}:")
+        print(answer.error.traceback.rstrip() or answer.error.message)
         print("-- the last values recorded before it:")
         for record in list(trace)[-4:]:
             print(f"   {record!r}")

@@ -15,10 +15,8 @@ from pathlib import Path
 
 from ..serving.frontend import Answer, RequestInput, error_answer
 from ..serving.model_folder import open_model
-from ..serving.worker import Worker
+from ..serving.worker import WORKER_DIED, Worker
 from .offline import run_batch
-
-WORKER_DIED = "Worker died."  # TorchServe's answer (500) to a batch whose worker died
 
 
 class ModelProcess:

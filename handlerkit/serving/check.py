@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .frontend import Route, request_input
 from .model_folder import BUILTIN_HANDLERS, open_model
 from .worker import Worker
 
@@ -55,6 +56,7 @@ def check(source: str | os.PathLike, name: str | None = None, handler: str | Non
         worker.close()
         return _unique(problems), None
     problems += _answer_problems(folder.path, worker)
+    problems += _dry_request_problems(name, worker)
     return _unique(problems), worker
 
 
@@ -134,6 +136,44 @@ def _answer_problems(path: Path, worker: Worker) -> list[Problem]:
             )
         )
     return problems
+
+
+def _dry_request_problems(name: str, worker: Worker) -> list[Problem]:
+    """Two sample requests (a grey digit PNG, a colour JPEG photo): a handler that fails on both
+    with a 5xx will most likely fail on every request."""
+    failures, mapping_missing = [], False
+    for what, body in _sample_images():
+        request = request_input("check", body, {}, Route("predictions", name))
+        reply = worker.predict([request])
+        status = reply.predictions[0].status if reply.predictions else reply.code
+        if status < 500:
+            return []
+        error = worker.last_error
+        cause = f"{error.stage}: {error.message.splitlines()[0]}" if error else reply.message
+        failures.append(f"{what} got {status} ({cause})")
+        mapping_missing |= "NoneType" in cause and getattr(worker.entry, "mapping", "") is None
+    fix = "run one request with `python -m handlerkit run MODEL IMAGE` and read the traceback"
+    if mapping_missing:
+        failures.append("the handler reads self.mapping, which is None: no index_to_name.json")
+        fix = 'add index_to_name.json ({"0": "label", ...}), or check for None in postprocess'
+    return [Problem("error", "loads, but fails on " + "; ".join(failures), fix)]
+
+
+def _sample_images() -> list[tuple[str, bytes]]:
+    """A 28x28 grey PNG with a stroke, and a 224x224 colour JPEG: what most models take."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    digit = Image.new("L", (28, 28), 0)
+    ImageDraw.Draw(digit).line([(14, 4), (14, 24)], fill=255, width=3)
+    photo = Image.linear_gradient("L").resize((224, 224)).convert("RGB")
+    out = []
+    for what, image, kind in (("a digit PNG", digit, "PNG"), ("a photo JPEG", photo, "JPEG")):
+        buffer = io.BytesIO()
+        image.save(buffer, kind)
+        out.append((what, buffer.getvalue()))
+    return out
 
 
 def _answers_with_labels(handler) -> bool:

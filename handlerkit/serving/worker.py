@@ -16,10 +16,11 @@ import sys
 import threading
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from ..tracing import STAGES
+from . import contract
 from .frontend import HandlerError, RequestInput
 from .model_folder import ModelFolder
 from .wire import Reply, decode_batch, decode_reply, encode_batch
@@ -30,6 +31,8 @@ _PROCESS_LOCK = threading.RLock()
 _SILENT = logging.NullHandler()
 # The handler methods a failure can be named after: its stages, between loading and handle.
 HANDLER_METHODS = ("initialize", *STAGES, "handle")
+# TorchServe's frontend answers a batch whose worker process died with this (WorkerThread).
+WORKER_DIED = "Worker died."
 
 
 class Worker:
@@ -41,7 +44,10 @@ class Worker:
         service: `ts`'s Service (None when loading failed).
         entry: What `handle` is: the handler object, or the module of a function entry point.
         load_error: Why loading failed, as a `HandlerError` (stage "initialize"), else None.
-        last_error: What the handler raised in the last `predict`, else None.
+        last_error: What the handler raised in the last `predict`, or the rule of TorchServe's
+            its answer broke (`contract.breach`), else None.
+        last_warnings: What in the last answers TorchServe sends with 200 although a client
+            cannot read it as meant (`contract.misleading`: a tensor, NaN, a Python repr).
         resident: The process is this model's alone: it works in the model folder for good,
             instead of entering it (and leaving it) at each call.
     """
@@ -60,6 +66,7 @@ class Worker:
         self.entry = None
         self.load_error: HandlerError | None = None
         self.last_error: HandlerError | None = None
+        self.last_warnings: list[contract.Breach] = []
         self._modules: dict[str, object] = {}
         self._own_names = _own_module_names(folder.path)  # the folder's .py files, listed once
         try:
@@ -103,21 +110,34 @@ class Worker:
 
     def _call(self, function: str, data, context):
         try:
-            return getattr(self.entry, function)(data, context)
+            returned = getattr(self.entry, function)(data, context)
         except Exception as error:
             self.last_error = HandlerError(
                 failing_stage(error), f"{type(error).__name__}: {error}", traceback.format_exc()
             )
             raise
+        self._judge(returned, len(data or ()), context)
+        return returned
+
+    def _judge(self, returned, requests: int, context) -> None:
+        """Name the rule of TorchServe's that the answer breaks, before ts's encoder meets it."""
+        stage = "postprocess" if hasattr(self.entry, "postprocess") else "handle"
+        broken = contract.breach(returned, requests, context, stage)
+        if broken is not None:
+            self.last_error = HandlerError(stage, str(broken))
+        self.last_warnings = contract.misleading(returned, requests, context)
 
     def predict(self, batch: list[RequestInput]) -> Reply:
         """Send one batch through `ts`'s decoder, its Service and its encoder."""
-        self.last_error = None
-        if self.resident:
-            reply = self.service.predict(decode_batch(encode_batch(batch)))
-        else:
-            with self._inside():
+        self.last_error, self.last_warnings = None, []
+        try:
+            with _ts_root_logs_kept(), nullcontext() if self.resident else self._inside():
                 reply = self.service.predict(decode_batch(encode_batch(batch)))
+        except Exception as error:  # noqa: BLE001 - ts's reply writer failed: its worker dies
+            self.last_error = self.last_error or HandlerError(
+                "handle", f"{type(error).__name__}: {error}", traceback.format_exc()
+            )
+            return Reply(500, WORKER_DIED, [])
         return decode_reply(bytes(reply))
 
     def _settle(self) -> tuple[str, bool]:
@@ -162,6 +182,24 @@ class Worker:
         self.entry = None
         self._modules.clear()
         self.folder.remove()
+
+
+@contextmanager
+def _ts_root_logs_kept() -> Iterator[None]:
+    """Keep ts's warnings logged on the root logger (its reply writer's "Unable to serialize
+    model output." with a full traceback) out of the host's output: `contract` names the cause."""
+    root = logging.getLogger()
+    keep_out = _FromTs()
+    root.addFilter(keep_out)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep_out)
+
+
+class _FromTs(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return f"{os.sep}ts{os.sep}" not in record.pathname
 
 
 def failing_stage(error: BaseException) -> str:
