@@ -55,7 +55,7 @@ TORCHSERVE_KEYS_NOT_MIRRORED = frozenset(
     python tsConfigFile""".split()
 )
 
-# config.properties key -> (field of TorchServeConfig, converter name).
+# The keys read into TorchServeConfig fields of the same name -> how each value is converted.
 _READ_KEYS = {
     "inference_address": "address",
     "management_address": "address",
