@@ -8,7 +8,6 @@ or metrics API: those steps are skipped). LitServe and Ray Serve take a `Target`
 from __future__ import annotations
 
 import contextlib
-import shutil
 from pathlib import Path
 
 import pytest
@@ -135,4 +134,3 @@ def test_cases_name_their_source_and_what_was_left_out():
     assert all("torchserve.pytorch.org" not in s["path"] and "amazonaws" not in s["path"]
                for s in steps)  # fmt: skip
     assert all(entry["why"] for entry in CASES["left_out"])
-    assert shutil.which  # the store needs torch-model-archiver, found by handlerkit.serve.archive
