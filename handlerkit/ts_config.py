@@ -203,19 +203,14 @@ class TorchServeConfig:
             pairs.append((name, url) if sep else (None, entry))
         return [(name, url) for name, url in pairs if url]
 
-    def model_version(self, name: str, version: str | None = None) -> ModelVersionConfig:
-        """The `models=` entry for `name` (its default version when `version` is None).
+    def model_version(self, name: str, version: str) -> ModelVersionConfig:
+        """The `models=` entry for one version of `name`, with TorchServe's defaults filled in.
 
         Unset numbers are filled in as TorchServe does: batch size 1, max batch delay 100 ms,
-        the server's response timeout; values <= 0 count as unset (`getJsonIntValue`).
+        the server's response timeout, `default_workers_per_model` workers; values <= 0 count
+        as unset (`getJsonIntValue`).
         """
-        versions = self.models.get(name, {})
-        if version is None:
-            marked = [v for v in versions.values() if v.default_version]
-            entry = marked[0] if marked else next(iter(versions.values()), None)
-        else:
-            entry = versions.get(version)
-        entry = entry or ModelVersionConfig(version or "1.0")
+        entry = self.models.get(name, {}).get(version) or ModelVersionConfig(version)
         workers = self.default_workers_per_model or None
         return ModelVersionConfig(
             version=entry.version,
@@ -236,6 +231,14 @@ class TorchServeConfig:
                  for k, v in self.unknown.items()]  # fmt: skip
         lines += [f"key {k} is TorchServe's but handlerkit does not act on it"
                   for k in self.ignored]  # fmt: skip
+        for name, versions in self.models.items():
+            marked = [v for v, entry in versions.items() if entry.default_version]
+            if len(versions) > 1 and marked:
+                lines.append(
+                    f"models= marks {name} {marked[0]} as defaultVersion, but TorchServe 0.12 "
+                    "reads defaultVersion only from its snapshots: the version it loads first is "
+                    f"the default; PUT /models/{name}/{marked[0]}/set-default changes it"
+                )
         for name in ("inference_address", "management_address", "metrics_address"):
             address = getattr(self, name)
             if not address.loopback:

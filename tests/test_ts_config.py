@@ -44,6 +44,9 @@ models={\
 """.replace("?\n", "\n")
 
 
+DESCRIBED = ("minWorkers", "maxWorkers", "batchSize", "maxBatchDelay", "responseTimeout")
+
+
 def read(name: str, *flags: str, env: dict | None = None, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConfigWarning)
@@ -104,7 +107,7 @@ def test_defaults_are_torchserve_012s():
     assert config.metrics_mode == "log" and config.service_envelope is None
     assert (config.max_request_size, config.default_response_timeout) == (6553500, 120)
     assert config.default_workers_per_model == 0
-    entry = config.model_version("anything")
+    entry = config.model_version("anything", "1.0")
     assert (entry.batch_size, entry.max_batch_delay, entry.response_timeout) == (1, 100, 120)
 
 
@@ -119,14 +122,16 @@ def test_issue_31_three_models_one_in_two_versions():
     ]
     assert sorted(config.models) == ["densenet", "efficientnet", "mnist"]
     assert sorted(config.models["mnist"]) == ["1.0", "2.0"]
-    default = config.model_version("mnist")  # the version marked defaultVersion
-    assert (default.version, default.mar_name, default.max_workers) == ("2.0", "mnist_v2.mar", 1)
-    assert default.batch_size == 1 and default.response_timeout == 60  # server defaults
+    new = config.model_version("mnist", "2.0")
+    assert (new.default_version, new.mar_name, new.max_workers) == (True, "mnist_v2.mar", 1)
+    assert new.batch_size == 1 and new.response_timeout == 60  # server defaults
+    # TorchServe reads defaultVersion only from snapshots: the reader says so (once)
+    assert any("defaultVersion" in line for line in config.problems())
     old = config.model_version("mnist", "1.0")
     assert (old.batch_size, old.max_batch_delay, old.response_timeout) == (4, 50, 30)
-    assert config.model_version("densenet").batch_size == 8
+    assert config.model_version("densenet", "1.0").batch_size == 8
     # minWorkers 0 counts as unset (getJsonIntValue): default_workers_per_model applies
-    assert config.model_version("efficientnet").min_workers == 2
+    assert config.model_version("efficientnet", "1.0").min_workers == 2
     assert config.enable_model_api and config.disable_token_authorization
     assert config.metrics_mode == "prometheus" and config.max_request_size == 10485760
     assert config.ignored == {"job_queue_size": "100"} and config.unknown == {}
@@ -137,7 +142,7 @@ def test_torchserves_own_test_config():
     assert config.inference_address == Address("https", "127.0.0.1", 8443)
     assert config.management_address.scheme == "https"
     assert config.startup_models() == [(None, "noop.mar")]
-    noop = config.model_version("noop")
+    noop = config.model_version("noop", "1.11")
     assert (noop.version, noop.batch_size, noop.min_workers, noop.max_workers) == ("1.11", 4, 1, 1)
     assert config.max_request_size == 2047093252
     assert {"async_logging", "private_key_file", "enable_envvars_config"} <= set(config.ignored)
@@ -168,7 +173,7 @@ def test_batch_size_at_top_level_is_unknown_as_in_torchserve(tmp_path):
     path.write_text("batch_size=8\nmax_batch_delay=5\n")
     config = read_config(path, [], environ={}, warn=False)
     assert config.unknown == {"batch_size": "8", "max_batch_delay": "5"}
-    assert config.model_version("m").batch_size == 1
+    assert config.model_version("m", "1.0").batch_size == 1
 
 
 def test_dollar_variables_are_substituted():
@@ -265,3 +270,63 @@ def test_parser_accepts_torchserves_flags():
     )
     assert args.ts_config == "c.properties" and args.disable_token_auth and args.models == ["all"]
     assert json.loads(json.dumps(vars(args)))  # plain values only
+
+
+@pytest.mark.serve
+def test_a_real_torchserve_reads_the_three_model_file_the_same(tmp_path):
+    """Issue 31's file, unchanged but for ports and store, on TorchServe 0.12: same settings.
+
+    Every version's workers, batch size, batch delay and response timeout as `model_version`
+    resolves them; the default version is the one loaded first, whatever `defaultVersion` says.
+    """
+    import urllib.request
+
+    from handlerkit import samples
+    from handlerkit.serve import archive
+
+    store = tmp_path / "model_store"
+    for name, version, mar in [("mnist", "1.0", "mnist"), ("mnist", "2.0", "mnist_v2"),
+                               ("densenet", "1.0", "densenet"),
+                               ("efficientnet", "1.0", "efficientnet")]:  # fmt: skip
+        built = archive(samples.MNIST_DIR, tmp_path / mar, name, version=version)
+        store.mkdir(exist_ok=True)
+        built.rename(store / f"{mar}.mar")
+    config = read("three_models.properties")
+    lines = (FILES / "three_models.properties").read_text().splitlines()
+    kept = [line for line in lines if not line.startswith(("inference_", "management_",
+                                                           "metrics_", "model_store"))]  # fmt: skip
+    with _torchserve_with(store, kept) as server:
+        for name, versions in config.models.items():
+            for version in versions:
+                url = f"{server.management_url}/models/{name}/{version}"
+                described = json.loads(urllib.request.urlopen(url, timeout=60).read())[0]
+                mine = config.model_version(name, version)
+                theirs = {key: described[key] for key in DESCRIBED}
+                assert theirs == {
+                    "minWorkers": mine.min_workers,
+                    "maxWorkers": mine.max_workers,
+                    "batchSize": mine.batch_size,
+                    "maxBatchDelay": mine.max_batch_delay,
+                    "responseTimeout": mine.response_timeout,
+                }, (name, version)
+            default = json.loads(
+                urllib.request.urlopen(f"{server.management_url}/models/{name}", timeout=60).read()
+            )[0]["modelVersion"]
+            # defaultVersion is not read at start: the first version loaded is the default, and
+            # mnist.mar (1.0) is loaded before mnist_v2.mar (2.0, marked defaultVersion)
+            assert default == "1.0", name
+
+
+def _torchserve_with(store: Path, lines: list[str]):
+    """A real TorchServe whose config.properties ends with `lines` (see tests/reference_api)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent / "reference_api"))
+    from test_replay import real_torchserve
+
+    return real_torchserve(store, dict(line.split("=", 1) for line in _logical(lines)))
+
+
+def _logical(lines: list[str]) -> list[str]:
+    text = "\n".join(line for line in lines if line and not line.startswith("#"))
+    return [f"{key}={value}" for key, value in parse_properties(text).items()]
