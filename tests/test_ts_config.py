@@ -322,7 +322,7 @@ def _torchserve_with(store: Path, lines: list[str]):
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent / "reference_api"))
-    from test_replay import real_torchserve
+    from api_replay import real_torchserve
 
     return real_torchserve(store, dict(line.split("=", 1) for line in _logical(lines)))
 

@@ -2,10 +2,12 @@
 
 A server is a `Target`: the base URL of its inference, management and metrics APIs (None where it
 has none), or any `send` function with the same shape, such as one that calls `OfflineServer`.
+`real_torchserve` starts the reference: a real TorchServe 0.12 with a suite's settings.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import re
@@ -15,6 +17,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 HERE = Path(__file__).parent
 CASES = HERE / "cases.json"
@@ -161,6 +165,35 @@ def structure(value: Any) -> Any:
     if isinstance(value, list):
         return [structure(item) for item in value]
     return type(value).__name__
+
+
+@contextlib.contextmanager
+def real_torchserve(store: Path, settings: dict[str, str]):
+    """A real TorchServe whose config.properties ends with `settings` (a later key wins).
+
+    `handlerkit.serve.TorchServe` writes its own config and takes no extra keys yet: this wraps
+    the `write_config` that `TorchServe.start` calls, found through that method's module so that
+    moving the module keeps it working. Remove it once TorchServe takes extra settings.
+    """
+    from handlerkit.serve import TorchServe
+
+    namespace = TorchServe.start.__globals__
+    original = namespace["write_config"]
+
+    def write_config(*args, **kwargs):
+        path = original(*args, **kwargs)
+        with path.open("a") as file:
+            file.writelines(f"{key}={value}\n" for key, value in settings.items())
+        return path
+
+    server = TorchServe(store, {}, startup_timeout=180)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(namespace, "write_config", write_config)
+        server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _substitute(path: str, values: Mapping[str, str]) -> str:

@@ -7,7 +7,6 @@ or metrics API: those steps are skipped). LitServe and Ray Serve take a `Target`
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from api_replay import (
     check,
     closed_port,
     load_cases,
+    real_torchserve,
     replay,
     senders_for,
     summary,
@@ -49,35 +49,6 @@ def _scripted_copy(folder: Path, into: Path) -> Path:
     net = load_eager_model(folder / "model.py", folder / "mnist_cnn.pt", torch.device("cpu"))
     torch.jit.script(net.eval()).save(str(into / "mnist_cnn.pt"))
     return into
-
-
-@contextlib.contextmanager
-def real_torchserve(store: Path, settings: dict[str, str]):
-    """A real TorchServe whose config.properties ends with `settings` (a later key wins).
-
-    `handlerkit.serve.TorchServe` writes its own config and takes no extra keys yet: this wraps
-    the `write_config` that `TorchServe.start` calls, found through that method's module so that
-    moving the module keeps it working. Remove it once TorchServe takes extra settings.
-    """
-    from handlerkit.serve import TorchServe
-
-    namespace = TorchServe.start.__globals__
-    original = namespace["write_config"]
-
-    def write_config(*args, **kwargs):
-        path = original(*args, **kwargs)
-        with path.open("a") as file:
-            file.writelines(f"{key}={value}\n" for key, value in settings.items())
-        return path
-
-    server = TorchServe(store, {}, startup_timeout=180)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(namespace, "write_config", write_config)
-        server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _problems(outcomes: list[Outcome]) -> list[Outcome]:
