@@ -263,7 +263,7 @@ data = {
     },
     "about": "See README.md beside this file: how each postman data row became these steps.",
     "models": {
-        m: {"folder": "data/mnist", "handler": "tests/handlers/ts_mnist_handler.py"}
+        m: {"folder": "data/mnist", "handler": "tests/fixtures/handlers/ts_mnist_handler.py"}
         for m in [
             "squeezenet1_1.mar",
             "mnist.mar",
@@ -276,7 +276,7 @@ data = {
     | {
         "mnist_scripted_v2.mar": {
             "folder": "data/mnist",
-            "handler": "tests/handlers/ts_mnist_handler.py",
+            "handler": "tests/fixtures/handlers/ts_mnist_handler.py",
             "torchscript": True,
         }
     },

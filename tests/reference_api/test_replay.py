@@ -68,7 +68,14 @@ def test_torchserve_answers_as_the_reference(suite, reference_store):
     assert not _problems(outcomes), summary(outcomes)
 
 
-@pytest.mark.parametrize("suite", INFERENCE_SUITES)
+NOT_YET = pytest.mark.xfail(
+    strict=True, reason="issue 31: OfflineServer has no KServe v1/v2 routes yet (404 today)"
+)
+
+
+@pytest.mark.parametrize(
+    "suite", [pytest.param(s, marks=NOT_YET) if "kserve" in s else s for s in INFERENCE_SUITES]
+)
 def test_offline_server_answers_as_the_reference(suite, reference_store):
     """Inference steps only; the models the suite registers are loaded at start instead."""
     from handlerkit.offline import OfflineServer

@@ -1,4 +1,4 @@
-"""`handlerkit.ts_config`: a user's TorchServe config.properties and flags, read as TorchServe 0.12.
+"""`handlerkit.serving.ts_config`: a user's config.properties and flags, read as TorchServe 0.12.
 
 The files under tests/reference_api/config_properties/ are TorchServe's own examples (source
 named in each) and the three-model case of issue 31; `java.util.Properties` is the reference for
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from handlerkit.ts_config import (
+from handlerkit.serving.ts_config import (
     Address,
     ConfigError,
     ConfigWarning,
@@ -24,7 +24,7 @@ from handlerkit.ts_config import (
     torchserve_parser,
 )
 
-FILES = Path(__file__).parent / "reference_api" / "config_properties"
+FILES = Path(__file__).parents[1] / "reference_api" / "config_properties"
 
 TRICKY = r"""# a comment \
 not_continued=1
@@ -321,7 +321,7 @@ def _torchserve_with(store: Path, lines: list[str]):
     """A real TorchServe whose config.properties ends with `lines` (see tests/reference_api)."""
     import sys
 
-    sys.path.insert(0, str(Path(__file__).parent / "reference_api"))
+    sys.path.insert(0, str(Path(__file__).parents[1] / "reference_api"))
     from api_replay import real_torchserve
 
     return real_torchserve(store, dict(line.split("=", 1) for line in _logical(lines)))
