@@ -80,7 +80,7 @@ def find_java() -> str:
         if java and os.access(java, os.X_OK):
             version = _java_version(java)
             if version is not None and version < 17:
-                raise Missing(f"{java} is Java {version}; this needs {JAVA}")
+                raise Missing(f"this needs {JAVA}; {java} is Java {version}")
             return java
     raise Missing(f"this needs {JAVA}")
 

@@ -30,7 +30,7 @@ def find_java() -> str:
     try:
         return requirements.find_java()
     except requirements.Missing as missing:
-        raise ServeError(f"TorchServe: {missing}") from None
+        raise ServeError(f"TorchServe {missing}".replace(" this needs ", " needs ")) from None
 
 
 def _torchserve_command() -> list[str]:
