@@ -1,6 +1,7 @@
 """The benchmark's command line: `python -m bench` from the checkout (what `make bench` runs).
 
-Speed tables by default (bench.speed); `--memory` for the peak memory of tracing (bench.memory).
+Speed tables by default (`handlerkit.show.timing.benchmark`); `--memory` for the peak memory of
+tracing (`handlerkit.show.timing.measure_memory`). Notebook 05 calls the same two functions.
 """
 
 from __future__ import annotations
@@ -9,8 +10,7 @@ import argparse
 
 import torch
 
-from .memory import measure_memory
-from .speed import MODELS, benchmark
+from handlerkit.show.timing import MODELS, benchmark, measure_memory
 
 
 def main(argv: list[str] | None = None) -> int:

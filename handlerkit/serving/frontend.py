@@ -60,6 +60,7 @@ class HandlerError:
     stage: str  # "initialize", "preprocess", "inference", "postprocess", "handle", ...
     message: str
     traceback: str = ""
+    missing: str | None = None  # a module that is not installed (ModuleNotFoundError's name)
 
     def __str__(self) -> str:
         return f"{self.stage} failed: {self.message}"
@@ -223,12 +224,17 @@ def too_large_answer() -> Answer:
 
 
 def no_worker_answer(name: str, error: HandlerError | None) -> Answer:
-    """The model has no worker that loaded: TorchServe's 503 for it."""
+    """The model has no worker that loaded: TorchServe's 503 for it.
+
+    When a module was missing, the body says so too (TorchServe's says it only in its log; a
+    learner without `ts` installed would otherwise never see why)."""
     message = (
         f'Model "{name}" has no worker to serve inference request. Please use scale workers '
         "API to add workers. If this is a sequence inference, please check if it is closed, "
         "or expired; or exceeds maxSequenceJobQueueSize"
     )
+    if error is not None and error.missing:
+        message += f". The model did not load: {error.message}"
     return error_answer(503, "ServiceUnavailableException", message, error)
 
 

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
+from ..requirements import install_hint
 from ..tracing import STAGES
 from . import contract
 from .frontend import HandlerError, RequestInput
@@ -78,7 +79,7 @@ class Worker:
                     self._load(batch_size, gpu_id, limit_max_image_pixels)
         except Exception as error:  # noqa: BLE001 - TorchServe's worker dies; we report it
             self.load_error = HandlerError(
-                "initialize", f"{type(error).__name__}: {error}", traceback.format_exc()
+                "initialize", _load_message(error), traceback.format_exc(), _missing_name(error)
             )
 
     def _load(self, batch_size: int, gpu_id: int | None, limit_max_image_pixels: bool) -> None:
@@ -226,3 +227,29 @@ def _take_modules(names: set[str]) -> dict[str, object]:
 def _defined_in(module, folder: str) -> bool:
     path = getattr(module, "__file__", None)
     return bool(path) and os.path.abspath(path).startswith(folder + os.sep)
+
+
+def _missing(error: BaseException | None) -> ModuleNotFoundError | None:
+    """The first cause of `error` that is a missing module, else None.
+
+    ts's loader, when a handler's import fails, tries `ts.torch_handler.<name>` and raises that
+    one's ModuleNotFoundError: the learner's missing package is the one it was handling."""
+    found = None
+    while error is not None:
+        if isinstance(error, ModuleNotFoundError) and error.name:
+            found = error
+        error = error.__cause__ or error.__context__
+    return found
+
+
+def _load_message(error: Exception) -> str:
+    """Why loading failed, in one line; a missing module's says how to install it."""
+    missing = _missing(error)
+    if missing is None:
+        return f"{type(error).__name__}: {error}"
+    return f"ModuleNotFoundError: {missing}: {install_hint(missing.name)}"
+
+
+def _missing_name(error: Exception) -> str | None:
+    missing = _missing(error)
+    return missing.name if missing else None

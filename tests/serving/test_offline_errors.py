@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,34 @@ def test_a_model_that_does_not_load_answers_503_with_the_load_error(tmp_path):
         assert answer.error.stage == "initialize"
         assert "Expected only one class" in answer.error.message
         assert server.load_error("broken") is answer.error
+
+
+def test_a_missing_module_is_named_in_the_first_answer(tmp_path):
+    folder = tmp_path / "needs"
+    shutil.copytree(samples.MNIST_DIR, folder)
+    (folder / "handler.py").write_text("import not_installed_anywhere\n\n\nclass H:\n    pass\n")
+    with OfflineServer({"needs": folder}) as server:
+        answer = server.predict("needs", samples.digit_png(0))
+    assert answer.status == 503
+    assert answer.error.stage == "initialize"
+    assert answer.error.missing == "not_installed_anywhere"
+    message = answer.json()["message"]
+    assert message.startswith('Model "needs" has no worker to serve inference request.')
+    assert message.endswith(
+        "The model did not load: ModuleNotFoundError: No module named 'not_installed_anywhere': "
+        "install the package that provides 'not_installed_anywhere'"
+    )
+
+
+def test_without_ts_the_first_answer_says_which_extra_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ts", None)  # `import ts` fails as where it is not installed
+    with OfflineServer({"mnist": samples.MNIST_DIR}) as server:
+        answer = server.predict("mnist", samples.digit_png(0))
+    assert answer.status == 503
+    fix = 'pip install "handlerkit[notebooks]" (for torchserve)'
+    assert str(answer.error).startswith("initialize failed: ModuleNotFoundError")
+    assert str(answer.error).endswith(fix)
+    assert answer.json()["message"].endswith(fix)
 
 
 def test_two_models_with_the_same_file_names_each_see_their_own(tmp_path):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 import shutil
 import signal
 import socket
@@ -17,6 +16,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from ... import requirements
 from ..models import HOST
 from .client import REQUEST_TIMEOUT_S
 from .errors import ServeError
@@ -26,27 +26,11 @@ STOP_GRACE_S = 20.0
 
 
 def find_java() -> str:
-    """Return the java executable, or explain how to install it."""
-    java_home = os.environ.get("JAVA_HOME")
-    candidates = [str(Path(java_home) / "bin" / "java")] if java_home else []
-    candidates.append(shutil.which("java") or "")
-    for java in candidates:
-        if java and os.access(java, os.X_OK):
-            _check_java_version(java)
-            return java
-    raise ServeError("TorchServe needs Java 17+: apt-get install openjdk-17-jre-headless")
-
-
-def _check_java_version(java: str) -> None:
-    done = subprocess.run(
-        [java, "-version"], capture_output=True, text=True, timeout=30, check=False
-    )
-    match = re.search(r'version "(\d+)', done.stderr + done.stdout)
-    if match and int(match.group(1)) < 17:
-        raise ServeError(
-            f"TorchServe needs Java 17+, but {java} is Java {match.group(1)}: "
-            "apt-get install openjdk-17-jre-headless (or set JAVA_HOME to a Java 17+)"
-        )
+    """Return the java executable (17+), or raise `ServeError` saying how to install it."""
+    try:
+        return requirements.find_java()
+    except requirements.Missing as missing:
+        raise ServeError(f"TorchServe {missing}".replace(" this needs ", " needs ")) from None
 
 
 def _torchserve_command() -> list[str]:
