@@ -562,3 +562,129 @@ def test_09_statuses():
     fails("09.statuses", {"coffee.gif": 200}, "answer {name: status} for each upload")
     unanswered = {name: ... for name in status_quiz()}
     assert exercises.check("09.statuses", unanswered).status == "not yet"
+
+
+# ---- issue 28: wrong answers that passed, blame in the wrong place, right values of other types --
+
+
+def test_03_without_a_subclass_whose_steps_never_run():
+    """upload_steps set right, but the class's transform never runs them: refused."""
+    my_upload = upload_handler_class()
+    my_mnist = my_upload.__mro__[1]  # MyMNISTHandler: its transform ignores upload_steps
+
+    def wrong_parent(step):  # subclasses MyMNISTHandler: upload_steps is only a label
+        steps = [(n, f) for n, f in digits.UPLOAD_STEPS if n != step]
+        return type("Skip", (my_mnist,), {"upload_steps": steps})
+
+    fails("03.without", wrong_parent, "but on a photo its handler ran", "keep MyUploadHandler")
+
+    def own_transform(step):  # says it skips the step, runs them all
+        class Skip(my_upload):
+            upload_steps = [(n, f) for n, f in digits.UPLOAD_STEPS if n != step]
+
+            def transform(self, image, idx):
+                return digits.prepare_upload(image)
+
+        return Skip
+
+    fails("03.without", own_transform, "no upload step")
+
+
+def test_06_multipart_without_its_closing_boundary():
+    """TorchServe's decoder hands the handler no field when the form is not closed."""
+    multipart = answer_of("06", "06.multipart", "multipart")
+
+    def unclosed(png):
+        body, headers = multipart(png)
+        return body[: body.rindex(b"\r\n--")], headers
+
+    fails("06.multipart", unclosed, "closing delimiter --", "gets no data")
+
+    body, headers = unclosed(samples.digit_png(1805))
+    with OfflineServer({"mnist": samples.MNIST_DIR}) as offline:
+        answer = offline.predict("mnist", body, headers)
+    assert answer.status == 400 and b"empty request" in answer.body  # as ts's worker answers {}
+
+
+def test_03_capstone_a_blank_page_answered_503_is_refused():
+    """A blank page is the client's fault: a 4xx, not the 503 an escaping ValueError gives."""
+    handler_py = answer_of("03", "03.capstone", "HANDLER_PY")
+    escapes = handler_py.replace(
+        "            except ValueError as error:  # a blank page: no ink to find\n"
+        "                raise PredictionException(str(error), 400) from None\n",
+        "            finally:\n                pass\n",
+    )
+    assert escapes != handler_py
+    fails("03.capstone", escapes, "blank page (PNG): status 503", "a 4xx", "PredictionException")
+
+
+def test_your_code_raised_quotes_only_the_learners_line():
+    from pathlib import Path as P
+
+    def read_manifest(mar):  # the error is raised inside pathlib, called from this line
+        return P(mar).with_suffix(7)
+
+    result = fails("04.manifest", read_manifest, "your code raised TypeError")
+    assert "at: return P(mar).with_suffix(7)" in str(result)
+
+
+def test_an_error_inside_the_check_names_the_answer_not_the_checks_line():
+    def top3(data):  # the indexes stay tensors: dict keys the check cannot use as digits
+        answers = []
+        for p in F.softmax(data, dim=1):
+            values, indexes = p.topk(3)
+            answers.append({"digit": int(indexes[0]), "top3": dict(zip(indexes, values.tolist()))})
+        return answers
+
+    result = fails("03.top3", top3, "the keys of top3 are Tensors", "plain ints")
+    assert "at:" not in str(result) and "allclose" not in str(result)
+
+
+def test_a_checks_own_indexing_warns_nothing():
+    import warnings
+
+    def top3(data):
+        answers = []
+        for p in F.softmax(data, dim=1):
+            values, indexes = p.topk(3)
+            answers.append({"digit": int(indexes[0]), "top3": dict(zip(indexes, values.tolist()))})
+        return answers
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        exercises.check("03.top3", top3)
+    assert [str(w.message)[:80] for w in caught] == []
+
+
+def test_08_wrong_digit_index_of_any_integer_type():
+    import numpy as np
+
+    from handlerkit import UploadedDigitClassifier
+
+    digits_handler, digit_context = UploadedDigitClassifier.for_folder(samples.MNIST_DIR)
+    names = {"digits": digits_handler, "digit_context": digit_context}
+    answer = answer_of("08", "08.wrong_digit", "wrong_digit", **names)
+    passes("08.wrong_digit", {**answer, "index": np.int64(answer["index"])})
+    passes("08.wrong_digit", {**answer, "index": torch.tensor(answer["index"])})
+    fails("08.wrong_digit", {**answer, "index": str(answer["index"])}, "a str", "whole number")
+    fails("08.wrong_digit", {**answer, "index": float(answer["index"])}, "a float")
+
+
+def test_09_statuses_of_other_types():
+    import numpy as np
+
+    predicted = answer_of("09", "09.statuses", "predicted")
+    passes("09.statuses", {name: np.int64(status) for name, status in predicted.items()})
+    as_text = {name: str(status) for name, status in predicted.items()}
+    result = fails("09.statuses", as_text, "is a str", "as a whole number")
+    assert "0 of 5 right" not in str(result)
+
+
+def test_09_decode_payload_that_expects_a_prefix_gets_the_right_hint():
+    def after_comma(text):
+        return base64.b64decode(text.split(",")[1], validate=True)
+
+    result = fails("09.decode_payload", after_comma, "plain base64: refused", "IndexError")
+    text = str(result)
+    assert "at: return base64.b64decode(text.split" in text
+    assert "no 'data:...,' prefix" in text and "line breaks and spaces" not in text

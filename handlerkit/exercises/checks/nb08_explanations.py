@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ... import samples
-from .. import NotYet, Wrong, exercise
+from .. import NotYet, Wrong, exercise, whole_number
 from .nb05_time import digit_handler
 
 
@@ -68,8 +68,13 @@ def check_completeness(completeness) -> list[str]:
 def check_wrong_digit(answer) -> list[str]:
     if not isinstance(answer, dict) or set(answer) != {"index", "for_answer", "for_label"}:
         raise Wrong("answer {'index': i, 'for_answer': attributions, 'for_label': attributions}")
-    index = answer["index"]
-    if not isinstance(index, int) or not 0 <= index < 5000 or index % 5:
+    index = whole_number(answer["index"])
+    if index is None:
+        raise Wrong(
+            f"index is {answer['index']!r:.40}, a {type(answer['index']).__name__}: "
+            "answer the digit's index as a whole number, e.g. 505"
+        )
+    if not 0 <= index < 5000 or index % 5:
         raise Wrong(f"index {index!r} is not a held-out digit: those are 0, 5, 10, ..., 4995")
     handler, context = digit_handler()
     data, label = samples.digit_png(index), samples.digit_label(index)
