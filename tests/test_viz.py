@@ -67,8 +67,125 @@ def test_trace_show_draws_digit_answers():
         with handlerkit.trace(handler) as t:
             handler.handle([{"data": samples.digit_png(10)}], context)
         fig = t.show()
-        assert any(ax.get_title() == "postprocess: answer" for ax in fig.axes)
+        titles = [ax.get_title() for ax in fig.axes] + [_texts(fig)]
+        assert any(title.startswith("postprocess: ") for title in titles), titles
         plt.close(fig)
+
+
+def _texts(fig) -> str:
+    return " ".join(text.get_text() for ax in fig.axes for text in ax.texts)
+
+
+def _bars(fig) -> list[float]:
+    return [patch.get_width() for ax in fig.axes for patch in ax.patches]
+
+
+def test_a_bare_digit_is_drawn_as_returned_not_as_a_probability():
+    """The MNIST example answers 7, not {"digit 7": 1.0}: no bar at a confidence never returned."""
+    from handlerkit import Context, MNISTDigitClassifier, samples
+
+    handler, context = MNISTDigitClassifier(), Context.local(samples.MNIST_DIR)
+    handler.initialize(context)
+    with handlerkit.trace(handler) as t:
+        (answer,) = handler.handle([{"data": samples.digit_png(10)}], context)
+    fig = t.show()
+    assert isinstance(answer, int) and f"postprocess: answer:\n{answer}" in _texts(fig)
+    answer_axes = [ax for ax in fig.axes if ax.get_title().startswith("postprocess")]
+    assert answer_axes == []  # text, not a bar chart titled with the answer
+    assert 1.0 not in _bars(fig)
+    plt.close(fig)
+
+
+class _Returns:
+    """A handler whose postprocess returns `value` (any shape TorchServe would refuse)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def handle(self, data, context):
+        return self.postprocess(self.inference(self.preprocess(data)))
+
+    def preprocess(self, data):
+        import torch
+
+        return torch.zeros(len(data), 3)
+
+    def inference(self, x):
+        return x + 1
+
+    def postprocess(self, y):
+        return self.value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"digit": 7},  # a dict instead of a list: KeyError 0 before
+        None,  # a forgotten return
+        (i for i in range(2)),  # a generator
+        "seven",
+        7,
+        [],
+        [{"p": float("nan"), "q": "x"}],  # a dict that is not all numbers
+    ],
+    ids=["dict", "None", "generator", "str", "int", "empty", "mixed-dict"],
+)
+def test_drawing_never_fails_because_of_what_a_handler_returned(value):
+    handler = _Returns(value)
+    with handlerkit.trace(handler) as t:
+        handler.handle([{"data": b"x"}], None)
+    fig = t.show()
+    drawn = " ".join(_texts(fig).split())
+    if not isinstance(value, list):
+        assert "not a list with one answer per request" in drawn, drawn
+        assert type(value).__name__ in drawn or repr(value) in drawn, drawn
+    plt.close(fig)
+
+
+def test_cli_trace_titles_the_request_it_draws(tmp_path, capsys):
+    """`run a.png b.png --trace`: each request is its own call; the figure shows b.png, says so."""
+    from handlerkit import samples
+
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    a.write_bytes(samples.digit_png(0))
+    b.write_bytes(samples.digit_png(5))
+    out = tmp_path / "t.png"
+    assert main(["run", str(samples.MNIST_DIR), str(a), str(b), "--trace", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "figure saved to" in printed and "b.png (the last of 2 requests" in printed
+    batch = ["run", str(samples.MNIST_DIR), str(a), str(b), "--batch", "--trace", str(out)]
+    assert main(batch) == 0
+    assert "request 0 of the batch (a.png)" in capsys.readouterr().out
+
+
+def test_trace_show_takes_a_title():
+    from handlerkit import Context, MNISTDigitClassifier, samples
+
+    handler, context = MNISTDigitClassifier(), Context.local(samples.MNIST_DIR)
+    handler.initialize(context)
+    with handlerkit.trace(handler) as t:
+        handler.handle([{"data": samples.digit_png(10)}], context)
+    fig = t.show(title="b.png")
+    assert fig._suptitle.get_text().startswith("b.png: preprocess")
+    plt.close(fig)
+
+
+def test_cli_trace_draws_a_handler_that_returns_a_dict(tmp_path, capsys):
+    handler = tmp_path / "dict_handler.py"
+    handler.write_text(
+        "from handlerkit import MNISTDigitClassifier\n\n\n"
+        "class Handler(MNISTDigitClassifier):\n"
+        "    def postprocess(self, data):\n"
+        "        return {'digit': int(data.argmax())}\n"
+    )
+    from handlerkit import samples
+
+    png = tmp_path / "d.png"
+    png.write_bytes(samples.digit_png(0))
+    out = tmp_path / "t.png"
+    argv = ["run", str(samples.MNIST_DIR), str(png), "--handler", str(handler), "--trace", str(out)]
+    main(argv)
+    assert out.stat().st_size > 5_000
 
 
 def test_trace_show_finds_a_request_behind_a_rejected_one(densenet, photo_rows):
