@@ -187,8 +187,10 @@ def show_feature_maps(tensor: torch.Tensor, title: str = "feature maps", count: 
         ax.axis("off")
         if i < count:
             ax.imshow(tensor[i].numpy(), cmap="viridis")
+    drawn = f"{count} channels" if count == tensor.shape[0] else f"the first {count} of "
+    drawn += "" if count == tensor.shape[0] else f"{tensor.shape[0]} channels"
     fig.suptitle(
-        f"{title} ({tensor.shape[0]} channels of {tensor.shape[1]}x{tensor.shape[2]})\n"
+        f"{title} ({drawn}, each {tensor.shape[1]}x{tensor.shape[2]})\n"
         "each map rescaled to its own range: its min -> dark, its max -> yellow",
         fontsize=10,
     )
@@ -355,18 +357,30 @@ def _answer(trace: Trace, records: list[StageRecord], row: int, position: int | 
     return f"postprocess returned {_said(output)}, not a list with one answer per request"
 
 
-def show_explanation(image, attributions, title: str = "explain") -> Figure:
+def explanation_scale(attributions) -> float:
+    """The 99th percentile of |attribution| (summed over channels): `show_explanation`'s scale."""
+    values = torch.as_tensor(attributions, dtype=torch.float32)
+    summed = values.sum(0) if values.ndim == 3 else values
+    return float(torch.quantile(summed.abs().flatten(), 0.99)) or 1.0
+
+
+def show_explanation(
+    image, attributions, title: str = "explain", scale: float | None = None
+) -> Figure:
     """A photo beside the evidence Integrated Gradients found for and against one class.
 
     `attributions` is one request's answer from `/explanations/` (C x H x W, the model's input
     size); they are summed over the channels. Green: pixels that raise the class's score; red:
-    pixels that lower it. Both maps share one scale, the 99th percentile of |attribution| (a few
-    pixels would otherwise set the scale and leave the rest invisible; brighter ones are
-    clipped), so their strengths compare; `image` is drawn at the model's input size.
+    pixels that lower it. Both maps share one scale, by default the 99th percentile of
+    |attribution| (a few pixels would otherwise set the scale and leave the rest invisible;
+    brighter ones are clipped), so their strengths compare; `image` is drawn at the model's input
+    size. To compare two explanations, pass them one `scale` (e.g. the larger of their
+    `explanation_scale`s): each picture's own scale would make a weaker map look as strong.
     """
     values = torch.as_tensor(attributions, dtype=torch.float32)
     summed = values.sum(0) if values.ndim == 3 else values
-    scale = float(torch.quantile(summed.abs().flatten(), 0.99)) or 1.0
+    own = scale is None
+    scale = explanation_scale(values) if own else float(scale)
     picture = as_picture(image)
     gray = picture.mean(-1) if picture.ndim == 3 else picture
     fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.8), layout="constrained")
@@ -380,9 +394,9 @@ def show_explanation(image, attributions, title: str = "explain") -> Figure:
         ax.set_title(f"evidence {name} the class", fontsize=9)
     for ax in axes:
         ax.axis("off")
+    which = "this map's 99th percentile of |attribution|" if own else "a scale shared with others"
     fig.suptitle(
-        f"{title}\n(both maps: 0 .. {scale:.3g}, the 99th percentile of |attribution|; "
-        "stronger pixels clipped)",
+        f"{title}\n(both maps: 0 .. {scale:.3g}, {which}; stronger pixels clipped)",
         fontsize=9,
     )
     return fig

@@ -688,3 +688,21 @@ def test_09_decode_payload_that_expects_a_prefix_gets_the_right_hint():
     text = str(result)
     assert "at: return base64.b64decode(text.split" in text
     assert "no 'data:...,' prefix" in text and "line breaks and spaces" not in text
+
+
+def test_08_completeness_from_a_black_image_is_named():
+    """The old text taught "a black image" as the baseline; the check names that mistake."""
+    from handlerkit import digits as steps
+
+    completeness = answer_of("08", "08.completeness", "completeness")
+
+    def from_black(handler, context, data, target):
+        attribution_sum, _ = completeness(handler, context, data, target)
+        with torch.no_grad():
+            x = handler.preprocess([{"data": data}])
+            black = torch.full_like(x, -steps.MEAN[0] / steps.STD[0])
+            return attribution_sum, float(
+                handler.model(x)[0, target] - handler.model(black)[0, target]
+            )
+
+    fails("08.completeness", from_black, "starts from a black image", "torch.zeros_like(x)")

@@ -44,7 +44,7 @@ def test_every_drawing_is_titled_with_its_stage(traced):
     assert [t.get_text() for t in figures["topk"].axes[0].get_yticklabels()] == list(answers[0])[
         ::-1
     ]
-    assert "256 channels of 56x56" in _titles(figures["features"])[-1]
+    assert "the first 16 of 256 channels, each 56x56" in _titles(figures["features"])[-1]
     assert len(figures["steps"].axes) == 6
     for fig in figures.values():
         plt.close(fig)
@@ -262,3 +262,30 @@ def test_long_step_strips_wrap_into_rows(densenet, photo_rows):
     grid = panels[0].get_subplotspec().get_gridspec()
     assert len(panels) > viz.STEP_COLUMNS and grid.ncols <= viz.STEP_COLUMNS and grid.nrows >= 2
     plt.close(fig)
+
+
+def test_feature_maps_title_says_how_many_channels_it_draws():
+    import torch
+
+    fig = viz.show_feature_maps(torch.rand(32, 26, 26), title="conv1", count=16)
+    title = fig._suptitle.get_text()
+    assert "the first 16 of 32 channels" in title and "(32 channels" not in title
+    assert sum(1 for ax in fig.axes if ax.images) == 16
+    plt.close(fig)
+    fig = viz.show_feature_maps(torch.rand(8, 5, 5), title="small", count=16)
+    assert "(8 channels, each 5x5)" in fig._suptitle.get_text()
+    plt.close(fig)
+
+
+def test_show_explanation_draws_two_maps_on_one_scale_when_asked():
+    import torch
+
+    weak, strong = torch.rand(3, 8, 8), 2 * torch.rand(3, 8, 8)
+    shared = max(viz.explanation_scale(weak), viz.explanation_scale(strong))
+    fig = viz.show_explanation(torch.rand(3, 8, 8), weak, title="weak", scale=shared)
+    assert f"0 .. {shared:.3g}, a scale shared with others" in fig._suptitle.get_text()
+    assert fig.axes[1].images[-1].get_array().max() < 0.75  # the weak map is drawn weaker
+    plt.close(fig)
+    own = viz.show_explanation(torch.rand(3, 8, 8), weak, title="weak")
+    assert "this map's 99th percentile" in own._suptitle.get_text()
+    plt.close(own)
