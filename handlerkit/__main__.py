@@ -92,7 +92,9 @@ def _handler(model: str, gpu_id: int | None):
         return handlerkit.MNISTDigitClassifier.for_folder(samples.MNIST_DIR, gpu_id)
     if model == "densenet":
         return handlerkit.ImageClassifier.for_folder(samples.densenet_folder()[0], gpu_id)
-    return handlerkit.ImageClassifier.for_folder(samples.efficientnet_folder(), gpu_id)
+    from handlerkit.handlers.image_classifier import EfficientNetLiteClassifier
+
+    return EfficientNetLiteClassifier.for_folder(samples.efficientnet_folder(), gpu_id)
 
 
 if __name__ == "__main__":

@@ -169,11 +169,12 @@ class Trace(Sequence):
     def __repr__(self) -> str:
         return f"Trace({len(self.records)} records)\n{self.table()}"
 
-    def show(self, row: int = 0):
-        """Draw the pipeline for request `row` with the drawer `handlerkit.show.viz` registers."""
+    def show(self, row: int = 0, title: str | None = None):
+        """Draw the pipeline for request `row` with the drawer `handlerkit.show.viz` registers;
+        `title` names the request (default: "request <row>")."""
         if Trace.drawer is None:
             importlib.import_module(Trace.DRAWER_MODULE)  # registers Trace.drawer; needs matplotlib
-        return Trace.drawer(self, row=row)
+        return Trace.drawer(self, row=row, title=title)
 
     def _copy(self, value: Any, fresh: bool = False) -> Any:
         """`snapshot(value)`, reusing the copy of a value this trace copied a moment ago.
@@ -182,7 +183,7 @@ class Trace(Sequence):
         """
         if not fresh:
             for original, copied in self._recent:
-                if original() is value:
+                if value is not None and original() is value:  # a dead ref gives None
                     return copied
         copied = snapshot(value)
         if isinstance(value, (torch.Tensor, Image.Image)):
@@ -423,7 +424,10 @@ def snapshot(value: Any) -> Any:
         return type(value)(snapshot(v) for v in value)
     if isinstance(value, dict):
         return {k: snapshot(v) for k, v in value.items()}
-    return copy.deepcopy(value)
+    try:
+        return copy.deepcopy(value)
+    except Exception:  # noqa: BLE001 - a generator, a lock, ...: tracing never breaks a handler
+        return value
 
 
 @functools.cache

@@ -10,11 +10,25 @@ as a short report.
 
 from __future__ import annotations
 
+import functools
+import operator
+import site
+import sysconfig
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-__all__ = ["EXERCISES", "Exercise", "NotYet", "Result", "Wrong", "check", "exercise"]
+__all__ = [
+    "EXERCISES",
+    "Exercise",
+    "NotYet",
+    "Result",
+    "Wrong",
+    "check",
+    "exercise",
+    "whole_number",
+]
 
 
 class Wrong(Exception):
@@ -77,6 +91,19 @@ def unanswered(answer: object) -> bool:
     return answer is ... or answer is None
 
 
+def whole_number(value: object) -> int | None:
+    """`value` as an int when it is a whole number of any integer type (int, numpy's, a 0-d
+    integer tensor): a right value is right whatever its type; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if type(value).__name__ == "Tensor":  # torch without importing it here
+        return int(value) if value.numel() == 1 and not value.is_floating_point() else None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
 def check(name: str, answer: object) -> Result:
     """Check the learner's `answer` to exercise `name`; never raises for a wrong answer.
 
@@ -107,11 +134,44 @@ def check(name: str, answer: object) -> Result:
 
 
 def raised(error: BaseException) -> list[str]:
-    """A learner's exception as two or three readable lines: what, and the line that raised."""
+    """A learner's exception as two readable lines: what, and the line of *their* code it came from.
+
+    Only the learner's own code is quoted (a notebook cell, their handler file, a script of
+    theirs): never a line of handlerkit's check or of a library it called. When no frame is
+    theirs, the error happened while the check used their answer, and the message says so.
+    """
     frames = traceback.extract_tb(error.__traceback__)
-    mine = [f for f in frames if "handlerkit" not in f.filename.replace("\\", "/").split("/")[-2:]]
-    where = mine[-1] if mine else (frames[-1] if frames else None)
-    lines = [f"your code raised {type(error).__name__}: {error}"]
-    if where is not None and where.line:
-        lines.append(f"at: {where.line.strip()}")
+    mine = [frame for frame in frames if learners(frame.filename)]
+    what = f"{type(error).__name__}: {error}"
+    if not mine:
+        return [
+            f"the check could not use your answer ({what})",
+            "look at its types: plain ints, floats, lists and dicts, as the exercise asks",
+        ]
+    lines = [f"your code raised {what}"]
+    if mine[-1].line:
+        lines.append(f"at: {mine[-1].line.strip()}")
     return lines
+
+
+def learners(filename: str) -> bool:
+    """True for a frame of the learner's code: not handlerkit, Python's library or a package."""
+    name = filename.replace("\\", "/")
+    if name.startswith("<ipython-input-") or "/ipykernel_" in name:
+        return True  # a notebook cell
+    if name in ("<string>", "<stdin>"):
+        return True  # code the learner exec'd or typed
+    if name.startswith("<"):
+        return False  # <frozen importlib._bootstrap> and the like
+    path = Path(name).resolve()
+    return not any(path.is_relative_to(root) for root in _library_roots())
+
+
+@functools.cache
+def _library_roots() -> tuple[Path, ...]:
+    """Folders whose code is not the learner's: handlerkit, the standard library, packages."""
+    paths = sysconfig.get_paths()
+    roots = [Path(__file__).resolve().parents[1]]  # the handlerkit package
+    roots += [Path(paths[key]).resolve() for key in ("stdlib", "platstdlib", "purelib", "platlib")]
+    roots += [Path(p).resolve() for p in site.getsitepackages() if Path(p).exists()]
+    return tuple(dict.fromkeys(roots))

@@ -111,6 +111,12 @@ def right_digits(sent: dict, here: dict) -> list[str]:
                 wrong.append(
                     f"{name}: answered 200 {answer.text[:60]}; a page with no ink has no digit"
                 )
+            elif not 400 <= answer.status < 500:
+                wrong.append(
+                    f"{name}: status {answer.status} ({failure(answer)[:120]}); a blank page is "
+                    "the client's bad input, a 4xx: catch the step's ValueError and raise "
+                    "PredictionException(str(error), 400) (from ts.utils.util)"
+                )
         elif answer.status != 200:
             wrong.append(f"{name}: status {answer.status}: {failure(answer)}")
         elif digit_in(answer.body) != label:
@@ -119,7 +125,7 @@ def right_digits(sent: dict, here: dict) -> list[str]:
         raise Wrong("\n".join(["offline, in this process:"] + wrong))
     return [
         f"offline: the {len(sent) - 2} MNIST digits and the photo answered with the right digit",
-        f"offline: the blank page answered {here['blank page (PNG)'].status}, not 200",
+        f"offline: the blank page answered {here['blank page (PNG)'].status}, the client's fault",
     ]
 
 

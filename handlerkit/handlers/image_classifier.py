@@ -50,3 +50,20 @@ class ImageClassifier(VisionHandler):
         if self.mapping is None:
             return str(index)
         return self.mapping.get(str(index), str(index))
+
+
+class EfficientNetLiteClassifier(ImageClassifier):
+    """ImageClassifier for EfficientNet-Lite0's packaged weights: inputs scaled to [-1, 1].
+
+    The weights were trained in TensorFlow on (x - 127) / 128, i.e. mean = std = 0.5 here, not
+    ImageNet's mean and std (notebook 01 compares the two); only the normalization differs.
+    """
+
+    image_processing = transforms.Compose(
+        [
+            transforms.Resize(256),
+            transforms.CenterCrop(224),
+            transforms.ToTensor(),
+            transforms.Normalize(mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5]),
+        ]
+    )

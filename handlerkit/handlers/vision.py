@@ -88,7 +88,8 @@ class VisionHandler(BaseHandler):
 
     def get_insights(self, tensor_data: torch.Tensor, inputs, target: int = 0) -> list:
         """Integrated Gradients of the batch for class `target`, as TorchServe's VisionHandler
-        computes them (Captum, 15 steps, a black baseline in the model's input space)."""
+        computes them (Captum, 15 steps, a baseline of zeros in the model's normalized input
+        space: the mean colour Normalize subtracts, not black)."""
         from captum.attr import IntegratedGradients  # optional: pip install handlerkit[explain]
 
         if getattr(self, "ig", None) is None or self.ig.forward_func is not self.model:

@@ -64,9 +64,21 @@ def run_command(args: argparse.Namespace) -> int:
     if args.trace:
         from ..show import viz  # noqa: F401 - registers the drawer
 
-        trace.show().savefig(args.trace, dpi=90)
-        print(f"figure saved to {args.trace}")
+        drawn = _drawn_request(args.inputs, args.batch)
+        trace.show(row=0, title=drawn).savefig(args.trace, dpi=90)
+        print(f"figure saved to {args.trace}: {drawn}")
     return 0 if all(a.ok for a in answers) else 1
+
+
+def _drawn_request(inputs: list[str], batch: bool) -> str:
+    """Which input the figure shows: the batch's first, or the last one sent (its own call)."""
+    if not inputs:
+        return "no request"
+    if batch:
+        return f"request 0 of the batch ({Path(inputs[0]).name})"
+    if len(inputs) == 1:
+        return Path(inputs[0]).name
+    return f"{Path(inputs[-1]).name} (the last of {len(inputs)} requests, each sent alone)"
 
 
 def check_command(args: argparse.Namespace) -> int:

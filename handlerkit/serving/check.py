@@ -50,7 +50,10 @@ def check(source: str | os.PathLike, name: str | None = None, handler: str | Non
     if worker.load_error is not None:
         if any(p.level == "error" for p in problems):  # the cause is named above already
             last = worker.load_error.traceback.strip().splitlines()[-1]
-            problems.append(Problem("error", f"TorchServe's worker raised: {last}", "see above"))
+            if not last.startswith("handlerkit.errors.ModelLoadError"):  # else: the same words
+                problems.append(
+                    Problem("error", f"TorchServe's worker raised: {last}", "see above")
+                )
         else:
             problems.append(_explain(worker.load_error, folder.path, folder.manifest))
         worker.close()

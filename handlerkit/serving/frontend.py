@@ -158,9 +158,11 @@ def request_input(
 
 def multipart_fields(body: bytes, content_type: str) -> list[Parameter]:
     """A multipart form's fields: a file keeps its content type, a plain field has none."""
-    message = message_from_bytes(
-        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body, policy=HTTP
-    )
+    header = b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n"
+    boundary = message_from_bytes(header, policy=HTTP).get_boundary()
+    if boundary is not None:
+        body = complete_parts(body, boundary.encode("latin-1"))
+    message = message_from_bytes(header + body, policy=HTTP)
     fields = []
     for part in message.iter_parts() if message.is_multipart() else ():
         name = part.get_param("name", header="content-disposition")
@@ -172,6 +174,17 @@ def multipart_fields(body: bytes, content_type: str) -> list[Parameter]:
         else:
             fields.append(Parameter(name, None, value))
     return fields
+
+
+def complete_parts(body: bytes, boundary: bytes) -> bytes:
+    """The form up to its last delimiter, closed there. Netty's decoder (TorchServe's) hands on
+    only the parts a delimiter ends: a part the body stops inside, with no closing
+    ``--boundary--`` after it, is no field at all (Python's email parser would keep it)."""
+    delimiter = b"--" + boundary
+    end = body.rfind(b"\r\n" + delimiter)
+    if end < 0:
+        return b""
+    return body[:end] + b"\r\n" + delimiter + b"--\r\n"
 
 
 def urlencoded_fields(body: bytes) -> list[Parameter]:

@@ -187,8 +187,10 @@ def show_feature_maps(tensor: torch.Tensor, title: str = "feature maps", count: 
         ax.axis("off")
         if i < count:
             ax.imshow(tensor[i].numpy(), cmap="viridis")
+    drawn = f"{count} channels" if count == tensor.shape[0] else f"the first {count} of "
+    drawn += "" if count == tensor.shape[0] else f"{tensor.shape[0]} channels"
     fig.suptitle(
-        f"{title} ({tensor.shape[0]} channels of {tensor.shape[1]}x{tensor.shape[2]})\n"
+        f"{title} ({drawn}, each {tensor.shape[1]}x{tensor.shape[2]})\n"
         "each map rescaled to its own range: its min -> dark, its max -> yellow",
         fontsize=10,
     )
@@ -223,21 +225,25 @@ def _log_milliseconds(ax, millis: Sequence[float]) -> None:
     ax.set_xlabel("ms, log scale")
 
 
-def show_trace(trace: Trace, row: int = 0) -> Figure:
+def show_trace(trace: Trace, row: int = 0, title: str | None = None) -> Figure:
     """The whole pipeline for request `row`: its steps, the model's answer, the timeline.
 
     Drawn from the trace's last `handle` call; a rejected request shows its error in place of the
     model's answer (the batch's inference and postprocess rows are those of the other requests).
+    The answer is drawn as it was returned: bars only for numbers the handler answered (a
+    ``{label: probability}`` dict, an upload's "probabilities"), text for anything else; what a
+    handler returned never stops the drawing. `title` names the request (default: its row).
     """
     records = trace.last_call()
     steps = _steps(records, row)
     position = trace.batch_position(row)
     inference = _last(records, "inference") if position is not None else None
     answer = _answer(trace, records, row, position)
-    if isinstance(answer, dict) and "probabilities" in answer:  # the upload handler's answer
-        answer = {str(i): p for i, p in enumerate(answer["probabilities"])}
-    elif isinstance(answer, int):  # the MNIST example's answer: just the digit
-        answer = {f"digit {answer}": 1.0}
+    if isinstance(answer, dict) and _numbers(answer.get("probabilities")):  # an upload's answer
+        heading = f"postprocess: probabilities (digit {answer.get('digit')!r})"
+        answer = {str(i): float(p) for i, p in enumerate(answer["probabilities"])}
+    else:
+        heading = "postprocess: answer"
     step_rows = max(1, -(-len(steps) // STEP_COLUMNS))
     columns = max(-(-len(steps) // step_rows), 3)  # rows of equal length, as in show_steps
     fig = plt.figure(figsize=(2.6 * columns, 3.2 * (step_rows + 1) + 0.4), layout="constrained")
@@ -245,20 +251,22 @@ def show_trace(trace: Trace, row: int = 0) -> Figure:
     for i, record in enumerate(steps):
         _draw_step(fig.add_subplot(grid[i // columns, i % columns]), record, fontsize=8)
     last = step_rows  # the answer row, below the steps
-    if inference is not None and inference.output is not None:
+    output = inference.output if inference is not None else None
+    if isinstance(output, torch.Tensor) and output.ndim >= 1 and position < len(output):
         ax = fig.add_subplot(grid[last, : columns // 3 or 1])
-        ax.plot(inference.output[position].float().numpy(), linewidth=0.6, color="tab:orange")
+        ax.plot(output[position].float().flatten().numpy(), linewidth=0.6, color="tab:orange")
         ax.set_title(f"inference: output {_shape(inference)}", fontsize=9)
-    if isinstance(answer, dict) and "error" not in answer:
+    if isinstance(answer, dict) and answer and "error" not in answer and _numbers(answer.values()):
         ax = fig.add_subplot(grid[last, columns // 3 : 2 * columns // 3])
-        labels, probs = list(answer)[::-1], list(answer.values())[::-1]
+        labels, probs = list(answer)[::-1], [float(p) for p in answer.values()][::-1]
         ax.barh([str(label)[:18] for label in labels], probs, color="tab:green")
-        ax.set_title("postprocess: answer", fontsize=9)
+        ax.set_title(heading, fontsize=9)
         ax.tick_params(labelsize=7)
     elif answer is not None:
         ax = fig.add_subplot(grid[last, columns // 3 : 2 * columns // 3])
-        heading = "rejected" if position is None else "postprocess"
-        message = answer["error"] if isinstance(answer, dict) and "error" in answer else answer
+        heading = "rejected" if position is None else heading
+        error = isinstance(answer, dict) and "error" in answer
+        message = answer["error"] if error else answer if isinstance(answer, str) else _said(answer)
         text = textwrap.fill(str(message), 40)[:240]
         ax.text(0.5, 0.5, f"{heading}:\n{text}", ha="center", va="center", fontsize=8)
         ax.axis("off")
@@ -272,8 +280,22 @@ def show_trace(trace: Trace, row: int = 0) -> Figure:
     )
     _log_milliseconds(ax, millis)
     ax.set_title("time per stage", fontsize=9)
-    fig.suptitle(f"request {row}: preprocess -> inference -> postprocess")
+    fig.suptitle(f"{title or f'request {row}'}: preprocess -> inference -> postprocess")
     return fig
+
+
+def _numbers(values) -> bool:
+    """True for a non-empty collection of plain real numbers (what bars can show as returned)."""
+    if not isinstance(values, (list, tuple, type({}.values()))) or not values:
+        return False
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def _said(value) -> str:
+    """A returned value as text: JSON-like for plain values, else its type and a short repr."""
+    if isinstance(value, (str, int, float, bool, list, dict)) or value is None:
+        return f"{value!r:.160}"
+    return f"a {type(value).__name__}: {value!r:.160}"
 
 
 def _first_image(tensor: torch.Tensor) -> torch.Tensor:
@@ -317,27 +339,48 @@ def _last(records: list[StageRecord], stage: str) -> StageRecord | None:
 
 
 def _answer(trace: Trace, records: list[StageRecord], row: int, position: int | None):
-    """Request `row`'s answer: its error if it was rejected, else its row of postprocess."""
+    """Request `row`'s answer: its error if it was rejected, else its row of postprocess.
+
+    When postprocess returned something other than a list (a dict, None, a tensor, ...), that is
+    no row per request: the whole of it is described instead, as text.
+    """
     if position is None:
         return {"error": str(trace.rejected()[row])}
     record = _last(records, "postprocess")
-    if record is None or record.output is None or position >= len(record.output):
+    if record is None:
         return None
-    return record.output[position]
+    output = record.output
+    if isinstance(output, list):
+        return output[position] if position < len(output) else None
+    if output is None and trace.capture != "full":
+        return None  # a summary trace keeps no values
+    return f"postprocess returned {_said(output)}, not a list with one answer per request"
 
 
-def show_explanation(image, attributions, title: str = "explain") -> Figure:
+def explanation_scale(attributions) -> float:
+    """The 99th percentile of |attribution| (summed over channels): `show_explanation`'s scale."""
+    values = torch.as_tensor(attributions, dtype=torch.float32)
+    summed = values.sum(0) if values.ndim == 3 else values
+    return float(torch.quantile(summed.abs().flatten(), 0.99)) or 1.0
+
+
+def show_explanation(
+    image, attributions, title: str = "explain", scale: float | None = None
+) -> Figure:
     """A photo beside the evidence Integrated Gradients found for and against one class.
 
     `attributions` is one request's answer from `/explanations/` (C x H x W, the model's input
     size); they are summed over the channels. Green: pixels that raise the class's score; red:
-    pixels that lower it. Both maps share one scale, the 99th percentile of |attribution| (a few
-    pixels would otherwise set the scale and leave the rest invisible; brighter ones are
-    clipped), so their strengths compare; `image` is drawn at the model's input size.
+    pixels that lower it. Both maps share one scale, by default the 99th percentile of
+    |attribution| (a few pixels would otherwise set the scale and leave the rest invisible;
+    brighter ones are clipped), so their strengths compare; `image` is drawn at the model's input
+    size. To compare two explanations, pass them one `scale` (e.g. the larger of their
+    `explanation_scale`s): each picture's own scale would make a weaker map look as strong.
     """
     values = torch.as_tensor(attributions, dtype=torch.float32)
     summed = values.sum(0) if values.ndim == 3 else values
-    scale = float(torch.quantile(summed.abs().flatten(), 0.99)) or 1.0
+    own = scale is None
+    scale = explanation_scale(values) if own else float(scale)
     picture = as_picture(image)
     gray = picture.mean(-1) if picture.ndim == 3 else picture
     fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.8), layout="constrained")
@@ -351,9 +394,9 @@ def show_explanation(image, attributions, title: str = "explain") -> Figure:
         ax.set_title(f"evidence {name} the class", fontsize=9)
     for ax in axes:
         ax.axis("off")
+    which = "this map's 99th percentile of |attribution|" if own else "a scale shared with others"
     fig.suptitle(
-        f"{title}\n(both maps: 0 .. {scale:.3g}, the 99th percentile of |attribution|; "
-        "stronger pixels clipped)",
+        f"{title}\n(both maps: 0 .. {scale:.3g}, {which}; stronger pixels clipped)",
         fontsize=9,
     )
     return fig

@@ -44,7 +44,7 @@ def test_every_drawing_is_titled_with_its_stage(traced):
     assert [t.get_text() for t in figures["topk"].axes[0].get_yticklabels()] == list(answers[0])[
         ::-1
     ]
-    assert "256 channels of 56x56" in _titles(figures["features"])[-1]
+    assert "the first 16 of 256 channels, each 56x56" in _titles(figures["features"])[-1]
     assert len(figures["steps"].axes) == 6
     for fig in figures.values():
         plt.close(fig)
@@ -67,8 +67,125 @@ def test_trace_show_draws_digit_answers():
         with handlerkit.trace(handler) as t:
             handler.handle([{"data": samples.digit_png(10)}], context)
         fig = t.show()
-        assert any(ax.get_title() == "postprocess: answer" for ax in fig.axes)
+        titles = [ax.get_title() for ax in fig.axes] + [_texts(fig)]
+        assert any(title.startswith("postprocess: ") for title in titles), titles
         plt.close(fig)
+
+
+def _texts(fig) -> str:
+    return " ".join(text.get_text() for ax in fig.axes for text in ax.texts)
+
+
+def _bars(fig) -> list[float]:
+    return [patch.get_width() for ax in fig.axes for patch in ax.patches]
+
+
+def test_a_bare_digit_is_drawn_as_returned_not_as_a_probability():
+    """The MNIST example answers 7, not {"digit 7": 1.0}: no bar at a confidence never returned."""
+    from handlerkit import Context, MNISTDigitClassifier, samples
+
+    handler, context = MNISTDigitClassifier(), Context.local(samples.MNIST_DIR)
+    handler.initialize(context)
+    with handlerkit.trace(handler) as t:
+        (answer,) = handler.handle([{"data": samples.digit_png(10)}], context)
+    fig = t.show()
+    assert isinstance(answer, int) and f"postprocess: answer:\n{answer}" in _texts(fig)
+    answer_axes = [ax for ax in fig.axes if ax.get_title().startswith("postprocess")]
+    assert answer_axes == []  # text, not a bar chart titled with the answer
+    assert 1.0 not in _bars(fig)
+    plt.close(fig)
+
+
+class _Returns:
+    """A handler whose postprocess returns `value` (any shape TorchServe would refuse)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def handle(self, data, context):
+        return self.postprocess(self.inference(self.preprocess(data)))
+
+    def preprocess(self, data):
+        import torch
+
+        return torch.zeros(len(data), 3)
+
+    def inference(self, x):
+        return x + 1
+
+    def postprocess(self, y):
+        return self.value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"digit": 7},  # a dict instead of a list: KeyError 0 before
+        None,  # a forgotten return
+        (i for i in range(2)),  # a generator
+        "seven",
+        7,
+        [],
+        [{"p": float("nan"), "q": "x"}],  # a dict that is not all numbers
+    ],
+    ids=["dict", "None", "generator", "str", "int", "empty", "mixed-dict"],
+)
+def test_drawing_never_fails_because_of_what_a_handler_returned(value):
+    handler = _Returns(value)
+    with handlerkit.trace(handler) as t:
+        handler.handle([{"data": b"x"}], None)
+    fig = t.show()
+    drawn = " ".join(_texts(fig).split())
+    if not isinstance(value, list):
+        assert "not a list with one answer per request" in drawn, drawn
+        assert type(value).__name__ in drawn or repr(value) in drawn, drawn
+    plt.close(fig)
+
+
+def test_cli_trace_titles_the_request_it_draws(tmp_path, capsys):
+    """`run a.png b.png --trace`: each request is its own call; the figure shows b.png, says so."""
+    from handlerkit import samples
+
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    a.write_bytes(samples.digit_png(0))
+    b.write_bytes(samples.digit_png(5))
+    out = tmp_path / "t.png"
+    assert main(["run", str(samples.MNIST_DIR), str(a), str(b), "--trace", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "figure saved to" in printed and "b.png (the last of 2 requests" in printed
+    batch = ["run", str(samples.MNIST_DIR), str(a), str(b), "--batch", "--trace", str(out)]
+    assert main(batch) == 0
+    assert "request 0 of the batch (a.png)" in capsys.readouterr().out
+
+
+def test_trace_show_takes_a_title():
+    from handlerkit import Context, MNISTDigitClassifier, samples
+
+    handler, context = MNISTDigitClassifier(), Context.local(samples.MNIST_DIR)
+    handler.initialize(context)
+    with handlerkit.trace(handler) as t:
+        handler.handle([{"data": samples.digit_png(10)}], context)
+    fig = t.show(title="b.png")
+    assert fig._suptitle.get_text().startswith("b.png: preprocess")
+    plt.close(fig)
+
+
+def test_cli_trace_draws_a_handler_that_returns_a_dict(tmp_path, capsys):
+    handler = tmp_path / "dict_handler.py"
+    handler.write_text(
+        "from handlerkit import MNISTDigitClassifier\n\n\n"
+        "class Handler(MNISTDigitClassifier):\n"
+        "    def postprocess(self, data):\n"
+        "        return {'digit': int(data.argmax())}\n"
+    )
+    from handlerkit import samples
+
+    png = tmp_path / "d.png"
+    png.write_bytes(samples.digit_png(0))
+    out = tmp_path / "t.png"
+    argv = ["run", str(samples.MNIST_DIR), str(png), "--handler", str(handler), "--trace", str(out)]
+    main(argv)
+    assert out.stat().st_size > 5_000
 
 
 def test_trace_show_finds_a_request_behind_a_rejected_one(densenet, photo_rows):
@@ -145,3 +262,30 @@ def test_long_step_strips_wrap_into_rows(densenet, photo_rows):
     grid = panels[0].get_subplotspec().get_gridspec()
     assert len(panels) > viz.STEP_COLUMNS and grid.ncols <= viz.STEP_COLUMNS and grid.nrows >= 2
     plt.close(fig)
+
+
+def test_feature_maps_title_says_how_many_channels_it_draws():
+    import torch
+
+    fig = viz.show_feature_maps(torch.rand(32, 26, 26), title="conv1", count=16)
+    title = fig._suptitle.get_text()
+    assert "the first 16 of 32 channels" in title and "(32 channels" not in title
+    assert sum(1 for ax in fig.axes if ax.images) == 16
+    plt.close(fig)
+    fig = viz.show_feature_maps(torch.rand(8, 5, 5), title="small", count=16)
+    assert "(8 channels, each 5x5)" in fig._suptitle.get_text()
+    plt.close(fig)
+
+
+def test_show_explanation_draws_two_maps_on_one_scale_when_asked():
+    import torch
+
+    weak, strong = torch.rand(3, 8, 8), 2 * torch.rand(3, 8, 8)
+    shared = max(viz.explanation_scale(weak), viz.explanation_scale(strong))
+    fig = viz.show_explanation(torch.rand(3, 8, 8), weak, title="weak", scale=shared)
+    assert f"0 .. {shared:.3g}, a scale shared with others" in fig._suptitle.get_text()
+    assert fig.axes[1].images[-1].get_array().max() < 0.75  # the weak map is drawn weaker
+    plt.close(fig)
+    own = viz.show_explanation(torch.rand(3, 8, 8), weak, title="weak")
+    assert "this map's 99th percentile" in own._suptitle.get_text()
+    plt.close(own)

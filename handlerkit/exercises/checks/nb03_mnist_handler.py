@@ -9,7 +9,7 @@ import inspect
 import torch
 import torch.nn.functional as F
 
-from ... import Context, digits
+from ... import Context, digits, trace
 from ...course import samples
 from .. import NotYet, Wrong, exercise
 from ..capstone import check_capstone, photo_of
@@ -48,18 +48,24 @@ def check_top3(top3) -> list[str]:
     for row, (answer, want) in enumerate(zip(got, top3_wanted(data))):
         if not isinstance(answer, dict) or "digit" not in answer or "top3" not in answer:
             raise Wrong(f"row {row}: answer {{'digit': ..., 'top3': {{...}}}}, got {answer!r:.80}")
+        if type(answer["digit"]) is not int:  # JSON has no tensors; json.dumps refuses them
+            raise Wrong(
+                f"row {row}: digit is {answer['digit']!r:.40}, a {type(answer['digit']).__name__}: "
+                "make it a plain int (int(...)), as TorchServe answers JSON"
+            )
         if answer["digit"] != want["digit"]:
             raise Wrong(
                 f"row {row}: digit {answer['digit']!r}, but the likeliest digit is {want['digit']}"
             )
         top = answer["top3"]
+        plain_json(row, top)
         if not isinstance(top, dict) or list(top) != list(want["top3"]):
             raise Wrong(
                 f"row {row}: top3 has the keys {list(top) if isinstance(top, dict) else top!r}; "
                 "it needs the three likeliest digits (as ints), likeliest first"
             )
-        values = torch.tensor([float(v) for v in top.values()])
-        if torch.allclose(values, data[row][list(top)], atol=1e-4):
+        values = torch.tensor(list(top.values()))
+        if torch.allclose(values, data[row][torch.tensor(list(top))], atol=1e-4):
             raise Wrong(
                 f"row {row}: top3 holds log-probabilities (Net ends in log_softmax): apply softmax"
             )
@@ -77,6 +83,36 @@ def check_top3(top3) -> list[str]:
         "top3: the three likeliest digits with their probabilities, likeliest first",
         "unsure: True on the close calls only",
     ]
+
+
+def ran_steps(t, steps: list[str], want: list[str], rows: int) -> list[str]:
+    """The upload steps a traced call ran on its photos: `want` when every photo ran them in order
+    (or stopped early because a step rejected it), else the first photo's steps that differ."""
+    rejected = {r.row for r in t if r.kind == "error"}
+    for row in range(rows):
+        ran = [r.stage for r in t if r.kind == "step" and r.row == row and r.stage in steps]
+        complete = ran == want or (row in rejected and ran and ran == want[: len(ran)])
+        if not complete:
+            return ran
+    return want
+
+
+def plain_json(row: int, top) -> None:
+    """Raise `Wrong` when top3's keys are not plain ints or its values not plain floats."""
+    if not isinstance(top, dict):
+        return
+    keys = {type(key).__name__ for key in top if type(key) is not int}
+    if keys:
+        raise Wrong(
+            f"row {row}: the keys of top3 are {', '.join(sorted(keys))}s: make them plain ints "
+            "(indexes.tolist()), the digits as JSON can carry them"
+        )
+    values = {type(value).__name__ for value in top.values() if type(value) is not float}
+    if values:
+        raise Wrong(
+            f"row {row}: the probabilities in top3 are {', '.join(sorted(values))}s: make them "
+            "plain floats (values.tolist())"
+        )
 
 
 @exercise("03.without", "write without(step): a MyUploadHandler subclass that skips that step")
@@ -106,7 +142,15 @@ def check_without(without) -> list[str]:
             raise Wrong(f"without({left_out!r}).upload_steps runs {have}; it should run {want}")
         handler = handler_class()
         handler.initialize(context)
-        answers = handler.handle(photos, context.for_requests([{}] * len(photos)))
+        with trace(handler, capture="summary") as t:
+            answers = handler.handle(photos, context.for_requests([{}] * len(photos)))
+        ran = ran_steps(t, steps, want, len(photos))
+        if ran != want:
+            raise Wrong(
+                f"without({left_out!r}) says upload_steps {have}, but on a photo its handler ran "
+                f"{ran or 'no upload step'}: keep MyUploadHandler's transform, which runs "
+                "self.upload_steps, and change only upload_steps"
+            )
         right = sum(
             isinstance(a, dict) and a.get("digit") == label for a, label in zip(answers, labels)
         )

@@ -64,6 +64,13 @@ def check_multipart(multipart) -> list[str]:
     kind = {k.lower(): v for k, v in dict(headers).items()}.get("content-type", "")
     if not kind.startswith("multipart/form-data") or "boundary=" not in kind:
         raise Wrong(f"Content-Type must be multipart/form-data; boundary=...; got {kind!r}")
+    boundary = kind.split("boundary=", 1)[1].split(";")[0].strip().strip('"').encode("latin-1")
+    if not bytes(body).rstrip(b"\r\n").endswith(b"--" + boundary + b"--"):
+        raise Wrong(
+            f"the body does not end with the closing delimiter --{boundary.decode('latin-1')}--: "
+            "TorchServe's form decoder hands the handler only the fields a delimiter closes, so "
+            "without it the handler gets no data"
+        )
     with OfflineServer({"mnist": samples.MNIST_DIR}) as offline:
         plain = offline.predict("mnist", png, {"Content-Type": "image/png"})
         form = offline.predict("mnist", bytes(body), dict(headers))

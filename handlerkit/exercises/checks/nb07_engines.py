@@ -75,6 +75,12 @@ def check_litapi(api_class) -> list[str]:
         if answer is None:
             raise NotYet("predict or encode_response returns None")
         want = reference.handle([{"data": data}], context.for_requests([{}]))[0]["digit"]
+        if isinstance(answer, dict) and type(answer.get("digit")) is not int:
+            got = answer.get("digit")
+            raise Wrong(
+                f"{name}: the digit is {got!r:.40}, a {type(got).__name__}: answer a plain int "
+                "(int(...)); LitServe writes the answer as JSON"
+            )
         if not isinstance(answer, dict) or answer.get("digit") != want:
             raise Wrong(
                 f"{name}: your API answers {answer!r:.80}, the handler {{'digit': {want}}}"

@@ -7,8 +7,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ... import digits
 from ...course import samples
-from .. import NotYet, Wrong, exercise
+from .. import NotYet, Wrong, exercise, whole_number
 from .nb05_time import digit_handler
 
 
@@ -42,6 +43,8 @@ def check_completeness(completeness) -> list[str]:
             F.softmax(handler.model(x), 1)[0, target]
             - F.softmax(handler.model(torch.zeros_like(x)), 1)[0, target]
         )
+        black = torch.full_like(x, (0 - digits.MEAN[0]) / digits.STD[0])  # a pixel of 0
+        from_black = handler.model(x)[0, target] - handler.model(black)[0, target]
     if abs(attribution_sum - want_sum) > 1e-3 * max(1.0, abs(want_sum)):
         raise Wrong(
             f"the attributions for digit {index}, class {target}, sum to {want_sum:.4f}, not "
@@ -52,6 +55,12 @@ def check_completeness(completeness) -> list[str]:
             "your difference is of probabilities: Integrated Gradients explains the model's "
             "output, "
             "here Net's log-probabilities; take model(x) - model(zeros) at target"
+        )
+    if abs(difference - float(from_black)) < 1e-4 * max(1.0, abs(float(from_black))):
+        raise Wrong(
+            "your difference starts from a black image (a pixel of 0 is (0 - 0.1307) / 0.3081 = "
+            "-0.42 after normalize); Integrated Gradients' baseline is zeros in the normalized "
+            "space, MNIST's mean grey: take model(x) - model(torch.zeros_like(x)) at target"
         )
     if abs(difference - float(logits)) > 1e-3 * max(1.0, abs(float(logits))):
         raise Wrong(
@@ -68,8 +77,13 @@ def check_completeness(completeness) -> list[str]:
 def check_wrong_digit(answer) -> list[str]:
     if not isinstance(answer, dict) or set(answer) != {"index", "for_answer", "for_label"}:
         raise Wrong("answer {'index': i, 'for_answer': attributions, 'for_label': attributions}")
-    index = answer["index"]
-    if not isinstance(index, int) or not 0 <= index < 5000 or index % 5:
+    index = whole_number(answer["index"])
+    if index is None:
+        raise Wrong(
+            f"index is {answer['index']!r:.40}, a {type(answer['index']).__name__}: "
+            "answer the digit's index as a whole number, e.g. 505"
+        )
+    if not 0 <= index < 5000 or index % 5:
         raise Wrong(f"index {index!r} is not a held-out digit: those are 0, 5, 10, ..., 4995")
     handler, context = digit_handler()
     data, label = samples.digit_png(index), samples.digit_label(index)

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from ...course import samples
-from .. import NotYet, Wrong, exercise
+from .. import NotYet, Wrong, exercise, raised, whole_number
 
 # (kept together at the end of the file: the block for notebook 09)
 
@@ -30,21 +30,30 @@ def awkward_payloads() -> tuple[bytes, dict[str, str], list[str]]:
     return raw, written, junk
 
 
+# What each way of writing base64 needs, said when a decoder gets it wrong.
+PAYLOAD_HINTS = {
+    "plain base64": "plain base64 has no 'data:...,' prefix and no line breaks: "
+    "base64.b64decode(text) alone decodes it; look for a prefix only when there is one",
+    "MIME base64 (a line break every 76 characters)": "drop the line breaks before decoding",
+    "MIME base64 with CRLF line breaks": "drop the line breaks (\\r\\n as well as \\n) "
+    "before decoding",
+    "a data: URL (canvas.toDataURL)": "the prefix up to 'base64,' is not base64: strip it first",
+    "a data: URL with spaces around it": "strip the spaces and line break around the text, "
+    "then the prefix up to 'base64,'",
+}
+
+
 @exercise("09.decode_payload", "write decode_payload(text): base64 as tools write it -> bytes")
 def check_decode_payload(decode_payload) -> list[str]:
     raw, written, junk = awkward_payloads()
     for what, text in written.items():
-        hint = (
-            "the prefix up to 'base64,' is not base64: strip it first"
-            if "data:" in what
-            else "drop the line breaks and spaces before decoding"
-        )
+        hint = PAYLOAD_HINTS[what]
         try:
             got = decode_payload(text)
         except Exception as error:  # noqa: BLE001 - a good payload refused: say which and why
-            raise Wrong(
-                f"{what}: refused with {type(error).__name__}: {str(error)[:80]}\n{hint}"
-            ) from None
+            said, *where = raised(error)
+            lines = [f"{what}: refused; {said[:120]}", *where, hint]
+            raise Wrong("\n".join(lines)) from None
         if got is None:
             raise NotYet("decode_payload returns None: return the decoded bytes")
         if not isinstance(got, (bytes, bytearray)):
@@ -107,11 +116,20 @@ def check_statuses(predicted) -> list[str]:
     if any(status is ... or status is None for status in predicted.values()):
         left = [name for name, status in predicted.items() if status is ... or status is None]
         raise NotYet(f"still to predict: {', '.join(left)}")
+    words = {n: s for n, s in predicted.items() if whole_number(s) is None}
+    if words:
+        name, status = next(iter(words.items()))
+        like = int(status) if str(status).strip().isdigit() else 415
+        raise Wrong(
+            f"{name}: {status!r} is a {type(status).__name__}; answer each status as a whole "
+            f"number, like {like} (Answer.status is an int)"
+        )
     with tempfile.TemporaryDirectory() as work:
         folder = samples.efficientnet_folder(Path(work) / "efficientnet")
         (folder / "handler.py").write_text(CLASSIFIER_HANDLER)
         with OfflineServer({"classifier": folder}) as server:
             answers = {name: server.predict("classifier", body) for name, body in quiz.items()}
+    predicted = {name: whole_number(status) for name, status in predicted.items()}
     wrong = [name for name in quiz if predicted[name] != answers[name].status]
     if wrong:
         lines = [f"{len(quiz) - len(wrong)} of {len(quiz)} right; still wrong:"]
