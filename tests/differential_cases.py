@@ -113,4 +113,10 @@ DIVERGENCES = {
         lambda reply: reply.status == 200,
         lambda reply: (reply.status, reply.body) == (400, UVICORN_400),
     ),
+    "legacy /{model}/predict": (
+        ("offline", "litserve", "ray"),
+        Request("POST", "/echo/predict", (), b"x", "route"),
+        lambda reply: reply.status == 200 and b'"rows": 1' in reply.body,
+        lambda reply: reply.status == 404 and b"ResourceNotFoundException" in reply.body,
+    ),
 }

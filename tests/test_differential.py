@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from torchserve_battery import HANDLERS
 
-from handlerkit.compare import Reply, send, send_all
+from handlerkit.compare import Reply, compare, send, send_all
 from handlerkit.engines import EngineServer
 from handlerkit.generated_requests import Request, generate
 from handlerkit.offline import OfflineServer
@@ -88,19 +88,19 @@ def offline_send(server: OfflineServer, request: Request) -> Reply:
 
 @pytest.fixture(scope="module", params=["offline", "litserve", "ray"])
 def runner(request, store):
-    """A function that sends one request to the runner, and the runner's name."""
+    """The runner's name, a function that sends it one request, and its URL (None: in-process)."""
     models = {name: store / f"{name}.mar" for name in SERVED}
     if request.param == "offline":
         with OfflineServer(models) as server:
-            yield request.param, lambda r: offline_send(server, r)
+            yield request.param, lambda r: offline_send(server, r), None
     else:
         pytest.importorskip("litserve" if request.param == "litserve" else "ray")
         with EngineServer(models, request.param) as server:
-            yield request.param, lambda r: send(server.url, r)
+            yield request.param, lambda r: send(server.url, r), server.url
 
 
 def test_every_runner_answers_generated_requests_as_torchserve(runner, requests, expected):
-    name, send_one = runner
+    name, send_one, _ = runner
     started = time.perf_counter()
     replies = [send_one(r) for r in requests]
     seconds = time.perf_counter() - started
@@ -134,8 +134,23 @@ def test_the_draw_covers_every_kind_and_is_the_same_each_run():
 def test_each_listed_divergence_still_holds(runner, real_torchserve, expected):
     """Each deliberate divergence (docs/divergences_requests.md) is what TorchServe does and
     what the runner does, asserted, so the table cannot go stale."""
-    name, send_one = runner
+    name, send_one, _ = runner
     for divergence_name, (runners, request, torchserve_does, runner_does) in DIVERGENCES.items():
         if name in runners:
             assert torchserve_does(send(real_torchserve.inference_url, request)), divergence_name
             assert runner_does(send_one(request)), divergence_name
+
+
+def test_compare_finds_the_engines_equal_to_torchserve_at_concurrency_8(
+    runner, real_torchserve, requests, expected
+):
+    """`handlerkit compare` itself, against a real TorchServe and each engine: 8 requests in
+    flight on each server, every answer equal outside the divergence table."""
+    name, _, url = runner
+    if url is None:
+        pytest.skip("OfflineServer has no URL: the test above compares it")
+    comparison = compare(real_torchserve.inference_url, url, requests[:200], concurrency=8)
+    found = [d for d in comparison.differences if divergence(name, d.request, d.first, d.second)
+             is None]  # fmt: skip
+    print("\n" + comparison.table(("torchserve", name), shown=0))
+    assert [d.describe() for d in found] == []
