@@ -83,7 +83,9 @@ def _query(rng: random.Random) -> str:
 
 
 def _route_request(rng: random.Random, model: str) -> Request:
-    method = rng.choice(["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "FOO"])
+    method = rng.choice(
+        ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "FOO", "options"]
+    )
     path = rng.choice(
         [
             "/ping",

@@ -149,7 +149,10 @@ def test_compare_finds_the_engines_equal_to_torchserve_at_concurrency_8(
     name, _, url = runner
     if url is None:
         pytest.skip("OfflineServer has no URL: the test above compares it")
-    comparison = compare(real_torchserve.inference_url, url, requests[:200], concurrency=8)
+    # the echo model only: a request that kills TorchServe's MNIST worker (a regression case)
+    # would have the others wait for its restart, and the speeds would measure that
+    echo = [r for r in requests if "mnist" not in r.target][:200]
+    comparison = compare(real_torchserve.inference_url, url, echo, concurrency=8)
     found = [d for d in comparison.differences if divergence(name, d.request, d.first, d.second)
              is None]  # fmt: skip
     print("\n" + comparison.table(("torchserve", name), shown=0))

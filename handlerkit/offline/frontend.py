@@ -170,9 +170,9 @@ def admit(
         return error_answer(403, "IllegalArgumentException", str(error))
     if where.kind == "ping":
         return ping_answer()
-    if where.kind in ("not_found", "not_allowed"):
-        return not_found_answer() if where.kind == "not_found" else not_allowed_answer()
-    if where.kind == "root" and method.upper() != "OPTIONS":
+    if where.kind == "not_found":
+        return not_found_answer()
+    if where.kind == "not_allowed" or (where.kind == "root" and method != "OPTIONS"):
         return not_allowed_answer()
     if where.kind in ("api", "root"):
         return api_description_answer()
@@ -185,7 +185,7 @@ def admit(
     version = (versions or {}).get(where.model, DEFAULT_VERSION)
     if where.version is not None and where.version != version:
         return version_not_found_answer(where.model, where.version)
-    if method.upper() == "OPTIONS":
+    if method == "OPTIONS":  # methods are case-sensitive: "options" predicts
         return model_api_answer(where.model)
     return Job(where.model, request)
 

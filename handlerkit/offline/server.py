@@ -97,7 +97,7 @@ class OfflineServer:
         TorchServe predicts whatever the method; OPTIONS answers the API's description, and a
         HEAD request's answer has no body."""
         answer = self._send(path, [(body, headers)], method)[0]
-        if method.upper() == "HEAD":
+        if method == "HEAD":
             answer.body = b""
         return answer
 
