@@ -86,7 +86,10 @@ def offline_send(server: OfflineServer, request: Request) -> Reply:
     return Reply(answer.status, answer.body, answer.headers.get("content-type"))
 
 
-@pytest.fixture(scope="module", params=["offline", "litserve", "ray"])
+ENGINES = [pytest.param(name, marks=pytest.mark.engines) for name in ("litserve", "ray")]
+
+
+@pytest.fixture(scope="module", params=["offline", *ENGINES])
 def runner(request, store):
     """The runner's name, a function that sends it one request, and its URL (None: in-process)."""
     models = {name: store / f"{name}.mar" for name in SERVED}
@@ -134,7 +137,7 @@ def test_the_draw_covers_every_kind_and_is_the_same_each_run():
 def test_each_listed_divergence_still_holds(runner, real_torchserve, expected):
     """Each deliberate divergence (docs/divergences_requests.md) is what TorchServe does and
     what the runner does, asserted, so the table cannot go stale."""
-    name, send_one, _ = runner
+    name, send_one, _ = runner  # (`expected` registered the echo model)
     for divergence_name, (runners, request, torchserve_does, runner_does) in DIVERGENCES.items():
         if name in runners:
             assert torchserve_does(send(real_torchserve.inference_url, request)), divergence_name
