@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     from .run.serve_cli import add_parser as add_serve_parser
 
     add_serve_parser(commands)  # serve NAME=MODEL ... --engine {torchserve,litserve,ray}
+    from .run.compare import add_parser as add_compare_parser
+
+    add_compare_parser(commands)  # compare URL URL | --mar MODEL --engine ENGINE
     args = parser.parse_args(argv)
     if args.command == "notebooks":
         from handlerkit.course.notebooks import copy_notebooks

@@ -42,13 +42,14 @@ def request_payload(row: Any) -> Any:
         raise RequestError(
             f"a request row must be a dict with 'data' or 'body', got {type(row).__name__}"
         )
-    if "data" not in row and "body" not in row and row:
+    if "data" not in row and "body" not in row:  # a form body: TorchServe split it into fields
         fields = ", ".join(repr(str(name)[:20]) for name in list(row)[:3])
         raise RequestError(
-            f"no 'data' or 'body' in this request, only form fields ({fields}): a body sent as "
-            "application/x-www-form-urlencoded (what curl -d and urllib send by default) is "
-            "split into fields; send the image as application/octet-stream (curl --data-binary "
-            "@image.png -H 'Content-Type: application/octet-stream') or as a form field 'data'"
+            f"no 'data' or 'body' in this request, only form fields ({fields or 'none'}): a "
+            "body sent as application/x-www-form-urlencoded (what curl -d and urllib send by "
+            "default) is split into fields; send the image as application/octet-stream (curl "
+            "--data-binary @image.png -H 'Content-Type: application/octet-stream') or as a form "
+            "field 'data'"
         )
     payload = row.get("data") or row.get("body")
     if payload is None or (hasattr(payload, "__len__") and len(payload) == 0):

@@ -26,14 +26,45 @@ def bind(host: str, port: int) -> socket.socket:
     return bound
 
 
-async def admit_request(scope: dict, receive, models) -> Answer | Job:
+async def admit_request(scope: dict, receive, models, versions=None) -> Answer | Job:
     """The request read in full and put through TorchServe's frontend rules: the frontend's own
-    `Answer` (`/ping`, unknown paths and models, a body over the limit) or the model's `Job`."""
+    `Answer` (`/ping`, unknown paths, models and versions, a body over the limit) or the
+    model's `Job`. Header names reach the handler as the client wrote them, as on TorchServe."""
     body = await read_body(receive)
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    names = scope.get(HEADER_NAMES) or [k for k, _ in scope["headers"]]
+    headers = {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, (_, value) in zip(names, scope["headers"])
+    }
     query = scope.get("query_string", b"").decode("latin-1")
-    path = scope["path"] + (f"?{query}" if query else "")
-    return admit(path, body, headers, models)
+    path = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
+    path += f"?{query}" if query else ""
+    answer = admit(path, body, headers, models, scope["method"], versions)
+    if scope["method"] == "HEAD" and isinstance(answer, Answer):
+        answer = Answer(answer.status, b"", answer.headers, answer.error)
+    return answer
+
+
+HEADER_NAMES = "handlerkit.header_names"  # the scope's key for the names as written
+
+
+def case_keeping_protocol():
+    """uvicorn's httptools protocol, also keeping each header name as the client wrote it (in
+    the scope, under `HEADER_NAMES`): ASGI lower-cases them, TorchServe's handlers see them
+    as sent. Written against uvicorn 0.55 (`HttpToolsProtocol.on_message_begin` makes the
+    scope, `on_header` is called per header, in order)."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class CaseKeepingHttpToolsProtocol(HttpToolsProtocol):
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self.scope[HEADER_NAMES] = self._names = []
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self._names.append(name)
+            super().on_header(name, value)
+
+    return CaseKeepingHttpToolsProtocol
 
 
 async def read_body(receive) -> bytes:

@@ -27,7 +27,7 @@ from litserve.server import RegularRequestHandler
 
 from ..serving.frontend import Answer, RequestInput, error_answer
 from ..serving.model_folder import ModelFolder, open_model
-from .asgi import admit_request, send_answer
+from .asgi import admit_request, case_keeping_protocol, send_answer
 from .model_process import ModelProcess
 from .models import ModelSpec, Settings
 
@@ -129,15 +129,18 @@ class TorchServeFrontend:
     Args:
         app: LitServe's FastAPI app (what the middleware wraps).
         handlers: LitServe's request handler for each model's LitAPI, by model name.
+        versions: Each model's version (its manifest's), by model name.
     """
 
-    def __init__(self, app, handlers: dict[str, RegularRequestHandler]) -> None:
-        self.app, self.handlers = app, handlers
+    def __init__(
+        self, app, handlers: dict[str, RegularRequestHandler], versions: dict[str, str]
+    ) -> None:
+        self.app, self.handlers, self.versions = app, handlers, versions
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        outcome = await admit_request(scope, receive, self.handlers)
+        outcome = await admit_request(scope, receive, self.handlers, self.versions)
         if isinstance(outcome, Answer):
             return await send_answer(outcome, scope, receive, send)
         try:
@@ -161,7 +164,8 @@ def build(models: dict[ModelSpec, ModelFolder], settings: Settings) -> ls.LitSer
     )
     handlers = {name: RegularRequestHandler(api, server) for name, api in apis.items()}
     # Outermost: the request never reaches LitServe's routes and middlewares (gzip).
-    server.app.add_middleware(TorchServeFrontend, handlers=handlers)
+    versions = {spec.name: folder.version for spec, folder in models.items()}
+    server.app.add_middleware(TorchServeFrontend, handlers=handlers, versions=versions)
     return server
 
 
@@ -180,6 +184,7 @@ def run_forever(specs: list[ModelSpec], settings: Settings, ready=None) -> None:
             num_api_servers=1,
             log_level="warning",
             generate_client_file=False,
+            http=case_keeping_protocol(),  # header names as written, as TorchServe passes them
         )
     finally:
         for folder in folders.values():

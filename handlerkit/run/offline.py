@@ -8,6 +8,7 @@ turned into the status and bytes TorchServe would send.
 from __future__ import annotations
 
 import os
+import struct
 import weakref
 from collections.abc import Mapping, Sequence
 
@@ -92,9 +93,14 @@ class OfflineServer:
         return self._worker(name).load_error
 
     def request(self, method: str, path: str, body: bytes = b"", headers: Headers = None) -> Answer:
-        """One request to TorchServe's inference API: `/ping`, `/predictions/{name}`, ..."""
-        del method  # TorchServe's inference API answers these paths whatever the method
-        return self._send(path, [(body, headers)])[0]
+        """One request to TorchServe's inference API: `/ping`, `/predictions/{name}`, ...
+
+        TorchServe predicts whatever the method; OPTIONS answers the API's description, and a
+        HEAD request's answer has no body."""
+        answer = self._send(path, [(body, headers)], method)[0]
+        if method == "HEAD":
+            answer.body = b""
+        return answer
 
     def predict(self, name: str, body: bytes = b"", headers: Headers = None) -> Answer:
         """`POST /predictions/{name}` with `body`."""
@@ -106,8 +112,16 @@ class OfflineServer:
         return self._send(path, [(body, headers) for body, headers in requests])
 
     # ---- the frontend's part -----------------------------------------------------------------
-    def _send(self, path: str, requests: list[tuple[bytes, Headers]]) -> list[Answer]:
-        admitted = [frontend.admit(path, body, headers, self.models) for body, headers in requests]
+    def _send(
+        self, path: str, requests: list[tuple[bytes, Headers]], method: str = "POST"
+    ) -> list[Answer]:
+        if not self.workers:
+            self.start()
+        versions = {name: worker.folder.version for name, worker in self.workers.items()}
+        admitted = [
+            frontend.admit(path, body, headers, self.models, method, versions)
+            for body, headers in requests
+        ]
         jobs = [(i, job) for i, job in enumerate(admitted) if isinstance(job, Job)]
         if not jobs:
             return admitted
@@ -135,7 +149,10 @@ def run_batch(worker: Worker, batch: list[RequestInput]) -> list[Answer]:
     TorchServe's batch aggregator does. A model that failed to load answers 503 to each."""
     if worker.service is None:
         return [frontend.no_worker_answer(worker.name, worker.load_error) for _ in batch]
-    reply = worker.predict(batch)
+    try:
+        reply = worker.predict(batch)
+    except (UnicodeDecodeError, struct.error):  # ts wrote a reply its frontend cannot read
+        return [frontend.worker_died_answer() for _ in batch]  # (a non-ASCII status phrase)
     if reply.code != 200:
         error = worker.last_error or HandlerError("handle", reply.message)
         return [frontend.worker_error_answer(reply.code, reply.message, error) for _ in batch]

@@ -33,8 +33,8 @@ import uvicorn
 from ray import serve
 
 from ..serving.frontend import Answer, RequestInput, error_answer
-from ..serving.model_folder import ModelFolder, open_model
-from .asgi import admit_request, bind, send_answer
+from ..serving.model_folder import ModelFolder, open_model, version_of
+from .asgi import admit_request, bind, case_keeping_protocol, send_answer
 from .model_process import ModelProcess
 from .models import ModelSpec, Settings
 
@@ -98,11 +98,12 @@ class Frontend:
             spec.name: batched_calls(handles[spec.name], spec, BATCHES_PER_REPLICA * replicas)
             for spec in specs
         }
+        self.versions = {spec.name: version_of(spec.source) for spec in specs}
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":  # uvicorn runs with lifespan off: http only
             return
-        outcome = await admit_request(scope, receive, self.batches)
+        outcome = await admit_request(scope, receive, self.batches, self.versions)
         if not isinstance(outcome, Answer):
             outcome = await self.batches[outcome.model](outcome.request)
         await send_answer(outcome, scope, receive, send)
@@ -123,7 +124,10 @@ class HttpFrontend:
 
     async def __init__(self, handles: dict, specs: list[ModelSpec], replicas: int, host, port):
         config = uvicorn.Config(
-            Frontend(handles, specs, replicas), lifespan="off", log_level="warning"
+            Frontend(handles, specs, replicas),
+            lifespan="off",
+            log_level="warning",
+            http=case_keeping_protocol(),  # header names as written, as TorchServe passes them
         )
         self.server = uvicorn.Server(config)
         listening = bind(host, port)  # before Serve reports the application running

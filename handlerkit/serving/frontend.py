@@ -7,16 +7,19 @@ error bodies, and how a worker's per-request reply becomes the HTTP answer a cli
 from __future__ import annotations
 
 import json
-import urllib.parse
 import uuid
 from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.policy import HTTP
 
-# TorchServe's defaults (config.properties: max_request_size; the form decoder's file type).
+from . import api_description, netty_forms
+from .netty_forms import FormError
+from .store import DEFAULT_VERSION
+
+# TorchServe's defaults (config.properties: max_request_size; the form decoder's file type;
+# Netty's longest request line, "METHOD TARGET HTTP/1.1").
 MAX_REQUEST_SIZE = 6553500
-FORM_FILE_TYPE = "application/octet-stream"
+FORM_FILE_TYPE = netty_forms.FILE_TYPE
+MAX_INITIAL_LINE = 4095
 
 
 @dataclass
@@ -94,7 +97,8 @@ class Job:
 
 @dataclass
 class Route:
-    """Where a path goes: `kind` is "ping", "predictions", "explanations" or "not_found"."""
+    """Where a path goes: `kind` is "ping", "predictions", "explanations", "api" (TorchServe's
+    API description), "root" (the description for OPTIONS), "not_allowed" or "not_found"."""
 
     kind: str
     model: str | None = None
@@ -103,10 +107,16 @@ class Route:
 
 
 def route(path: str) -> Route:
-    """Split an inference-API path the way TorchServe does (query strings are ignored)."""
-    segments = urllib.parse.urlsplit(path).path.split("/")
+    """Split an inference-API path the way TorchServe does (query strings are ignored; the path
+    is percent-decoded first, as Netty's QueryStringDecoder does)."""
+    decoded = _decoded_path(path)
+    segments = decoded.split("/")
     while segments and segments[-1] == "":  # Java's split drops trailing empty strings
         segments.pop()
+    if not segments:  # "/" answers OPTIONS with the API description; "//" nothing
+        return Route("root" if decoded == "/" else "not_allowed")
+    if len(segments) == 2 and segments[1] == "api-description":
+        return Route("api")
     if len(segments) >= 2 and segments[1] == "ping":
         return Route("ping")
     if len(segments) >= 2 and segments[1] in ("predictions", "explanations"):
@@ -117,82 +127,90 @@ def route(path: str) -> Route:
     return Route("not_found")
 
 
+def _decoded_path(target: str) -> str:
+    """The path part of a request target (up to `?` or `#`), percent-decoded as Netty's
+    `QueryStringDecoder.path()` does (UTF-8; a bad escape raises ValueError with its message)."""
+    end = min((i for i in (target.find("?"), target.find("#")) if i != -1), default=len(target))
+    out, at = bytearray(), 0
+    while at < end:
+        if target[at] != "%":
+            out += target[at].encode("utf-8")
+            at += 1
+            continue
+        if at + 3 > end:
+            raise ValueError(f"unterminated escape sequence at index {at} of: {target}")
+        pair = target[at + 1 : at + 3]
+        if not all(c in "0123456789abcdefABCDEF" for c in pair):
+            raise ValueError(f"invalid hex byte '{pair}' at index {at + 1} of '{target}'")
+        out.append(int(pair, 16))
+        at += 3
+    return out.decode("utf-8", "replace")
+
+
 def admit(
-    path: str, body: bytes, headers: Mapping[str, str] | None, models: Container[str]
+    path: str,
+    body: bytes,
+    headers: Mapping[str, str] | None,
+    models: Container[str],
+    method: str = "POST",
+    versions: Mapping[str, str] | None = None,
 ) -> Answer | Job:
     """What TorchServe's frontend does with one request before any worker sees it.
 
-    Returns the frontend's own answer (`/ping`, an unknown path or model, a body over the size
-    limit), or the `Job` to batch for the model's worker.
+    Returns the frontend's own answer (`/ping`, the API description, an unknown path, model or
+    version, a body over the size limit or one its form decoder rejects), or the `Job` to
+    batch for the model's worker. `versions`: each model's version (default "1.0").
     """
-    where = route(path)
+    if len(method) + len(path) + len(" ") + len(" HTTP/1.1") > MAX_INITIAL_LINE:
+        return error_answer(400, "BadRequestException", "Invalid HTTP message.")
+    if len(body) > MAX_REQUEST_SIZE:
+        return too_large_answer()
+    try:
+        where = route(path)
+    except ValueError as error:  # TorchServe answers Netty's IllegalArgumentException with 403
+        return error_answer(403, "IllegalArgumentException", str(error))
     if where.kind == "ping":
         return ping_answer()
     if where.kind == "not_found":
         return not_found_answer()
+    if where.kind == "not_allowed" or (where.kind == "root" and method != "OPTIONS"):
+        return not_allowed_answer()
+    if where.kind in ("api", "root"):
+        return api_description_answer()
+    try:
+        request = request_input(str(uuid.uuid4()), body, dict(headers or {}), where)
+    except FormError as error:
+        return error_answer(500, "ErrorDataDecoderException", str(error))
     if where.model not in models:
         return model_not_found_answer(where.model)
-    if len(body) > MAX_REQUEST_SIZE:
-        return too_large_answer()
-    return Job(where.model, request_input(str(uuid.uuid4()), body, dict(headers or {}), where))
+    version = (versions or {}).get(where.model, DEFAULT_VERSION)
+    if where.version is not None and where.version != version:
+        return version_not_found_answer(where.model, where.version)
+    if method == "OPTIONS":  # methods are case-sensitive: "options" predicts
+        return model_api_answer(where.model)
+    return Job(where.model, request)
 
 
 def request_input(
     request_id: str, body: bytes, headers: dict[str, str], route: Route
 ) -> RequestInput:
-    """The worker input for one prediction request: headers plus one parameter per form field,
-    or a single parameter "body" holding the raw bytes."""
+    """The worker input for one prediction request: headers plus one parameter per form field
+    (as Netty's form decoder reads them; `FormError` when it rejects the body), or a single
+    parameter "body" holding the raw bytes and the request's mime type as written."""
     merged = dict(headers)
     merged["url_path"] = route.url_path
     merged["explain"] = "True" if route.kind == "explanations" else "False"
     content_type = _header(headers, "content-type")
-    mime = content_type.split(";", 1)[0].strip() if content_type else None
-    if mime and mime.lower() == "multipart/form-data":
-        parameters = multipart_fields(body, content_type)
-    elif mime and mime.lower() == "application/x-www-form-urlencoded":
-        parameters = urlencoded_fields(body)
+    mime = netty_forms.mime_type(content_type)
+    multipart = netty_forms.multipart_boundary(content_type)
+    if multipart is not None:
+        fields = netty_forms.multipart_fields(body, *multipart)
+    elif mime is not None and mime.lower() == "application/x-www-form-urlencoded":
+        fields = netty_forms.urlencoded_fields(body)
     else:
-        parameters = [Parameter("body", mime, body)]
+        return RequestInput(request_id, merged, [Parameter("body", mime, body)])
+    parameters = [Parameter(f.name, f.content_type, f.value) for f in fields]
     return RequestInput(request_id, merged, parameters)
-
-
-def multipart_fields(body: bytes, content_type: str) -> list[Parameter]:
-    """A multipart form's fields: a file keeps its content type, a plain field has none."""
-    header = b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n"
-    boundary = message_from_bytes(header, policy=HTTP).get_boundary()
-    if boundary is not None:
-        body = complete_parts(body, boundary.encode("latin-1"))
-    message = message_from_bytes(header + body, policy=HTTP)
-    fields = []
-    for part in message.iter_parts() if message.is_multipart() else ():
-        name = part.get_param("name", header="content-disposition")
-        if name is None:
-            continue
-        value = part.get_payload(decode=True) or b""
-        if part.get_filename() is not None:
-            fields.append(Parameter(name, part.get_content_type() or FORM_FILE_TYPE, value))
-        else:
-            fields.append(Parameter(name, None, value))
-    return fields
-
-
-def complete_parts(body: bytes, boundary: bytes) -> bytes:
-    """The form up to its last delimiter, closed there. Netty's decoder (TorchServe's) hands on
-    only the parts a delimiter ends: a part the body stops inside, with no closing
-    ``--boundary--`` after it, is no field at all (Python's email parser would keep it)."""
-    delimiter = b"--" + boundary
-    end = body.rfind(b"\r\n" + delimiter)
-    if end < 0:
-        return b""
-    return body[:end] + b"\r\n" + delimiter + b"--\r\n"
-
-
-def urlencoded_fields(body: bytes) -> list[Parameter]:
-    """An x-www-form-urlencoded body's fields, each value percent-decoded to its bytes."""
-    pairs = urllib.parse.parse_qsl(
-        body.decode("latin-1"), keep_blank_values=True, encoding="latin-1"
-    )
-    return [Parameter(name, None, value.encode("latin-1")) for name, value in pairs]
 
 
 def json_body(value) -> bytes:
@@ -215,6 +233,13 @@ def worker_error_answer(code: int, message: str, error: HandlerError | None) -> 
     return error_answer(code, "InternalServerException", message, error)
 
 
+def worker_died_answer() -> Answer:
+    """TorchServe's answer when its worker's reply is unreadable and the worker is restarted:
+    `ts` writes a status phrase's length in characters, not bytes, so a non-ASCII phrase
+    garbles the reply."""
+    return error_answer(500, "InternalServerException", "Worker died.")
+
+
 def ping_answer() -> Answer:
     return Answer(200, json_body({"status": "Healthy"}), {"content-type": "application/json"})
 
@@ -229,6 +254,26 @@ def not_found_answer() -> Answer:
 
 def model_not_found_answer(name: str) -> Answer:
     return error_answer(404, "ModelNotFoundException", f"Model not found: {name}")
+
+
+def version_not_found_answer(name: str, version: str) -> Answer:
+    message = f"Model version: {version} does not exist for model: {name}"
+    return error_answer(404, "ModelVersionNotFoundException", message)
+
+
+def not_allowed_answer() -> Answer:
+    message = "Requested method is not allowed, please refer to API document."
+    return error_answer(405, "MethodNotAllowedException", message)
+
+
+def api_description_answer() -> Answer:
+    """`OPTIONS /` or `/api-description`: TorchServe's OpenAPI description of its inference API."""
+    return Answer(200, api_description.inference_api(), {"content-type": "application/json"})
+
+
+def model_api_answer(name: str) -> Answer:
+    """`OPTIONS /predictions/NAME`: TorchServe's OpenAPI description of the model's endpoint."""
+    return Answer(200, api_description.model_api(name), {"content-type": "application/json"})
 
 
 def too_large_answer() -> Answer:

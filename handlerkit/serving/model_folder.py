@@ -17,6 +17,7 @@ from pathlib import Path
 from ..context import weights_file
 from ..errors import ModelLoadError
 
+DEFAULT_VERSION = "1.0"  # torch-model-archiver's --version default, and what _lay_out writes
 BUILTIN_HANDLERS = (
     "base_handler",
     "image_classifier",
@@ -38,6 +39,11 @@ class ModelFolder:
     @property
     def handler(self) -> str:
         return self.manifest["model"].get("handler", "")
+
+    @property
+    def version(self) -> str:
+        """The manifest's `modelVersion` (what `/predictions/NAME/VERSION` names)."""
+        return model_version(self.manifest)
 
     def remove(self) -> None:
         if self.temporary is not None:
@@ -93,7 +99,7 @@ def _lay_out(source: Path, name: str, handler: str | None) -> ModelFolder:
             if item.is_file() and item.name != "MANIFEST.json":
                 (folder / item.name).symlink_to(item)
         handler_entry = _link_handler(source, folder, handler)
-        model = {"modelName": name, "handler": handler_entry, "modelVersion": "1.0"}
+        model = {"modelName": name, "handler": handler_entry, "modelVersion": DEFAULT_VERSION}
         try:
             weights = weights_file(source)
         except ValueError as error:
@@ -125,6 +131,23 @@ def _link_handler(source: Path, folder: Path, handler: str) -> str:
     if not target.exists():
         target.symlink_to(path.resolve())
     return path.name + (f":{function}" if function else "")
+
+
+def model_version(manifest: dict) -> str:
+    """A manifest's model version; TorchServe's default when it names none."""
+    return str(manifest.get("model", {}).get("modelVersion") or DEFAULT_VERSION)
+
+
+def version_of(source: str | os.PathLike) -> str:
+    """The version of a `.mar`, an unpacked `.mar` or a model folder (read, not unpacked)."""
+    path = Path(source).expanduser().resolve()
+    if path.is_file() and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            if "MAR-INF/MANIFEST.json" in archive.namelist():
+                return model_version(json.loads(archive.read("MAR-INF/MANIFEST.json")))
+    elif (path / "MAR-INF" / "MANIFEST.json").is_file():
+        return model_version(_read_manifest(path))
+    return DEFAULT_VERSION
 
 
 def _read_manifest(folder: Path) -> dict:

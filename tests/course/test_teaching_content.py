@@ -91,9 +91,8 @@ def test_06_log_excerpt_reaches_the_error_line():
 def test_06_check_names_the_two_classes_once(tmp_path):
     import shutil
 
-    from handlerkit.serving.check import check
-
     from handlerkit import samples
+    from handlerkit.serving.check import check
 
     broken = tmp_path / "broken"
     shutil.copytree(samples.MNIST_DIR, broken)
