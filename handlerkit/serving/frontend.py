@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from . import api_description, netty_forms
 from .netty_forms import FormError
-from .store import DEFAULT_VERSION
+from .model_folder import DEFAULT_VERSION
 
 # TorchServe's defaults (config.properties: max_request_size; the form decoder's file type;
 # Netty's longest request line, "METHOD TARGET HTTP/1.1").
