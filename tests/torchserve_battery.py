@@ -81,6 +81,12 @@ def multipart(fields: list[tuple[str, bytes, str | None, str | None]]) -> tuple[
     return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
+def unclosed(form: tuple[bytes, dict]) -> tuple[bytes, dict]:
+    """The form with its closing ``--boundary--`` cut off: the last field ends nowhere."""
+    body, headers = form
+    return body[: body.rindex(b"\r\n--")], headers
+
+
 def _json(value) -> tuple[bytes, dict]:
     return json.dumps(value).encode(), {"Content-Type": "application/json"}
 
@@ -128,6 +134,7 @@ CASES = {
     "request headers": ("quirks", b"headers", {"X-Custom": "yes"}),
     "request headers, lower case": ("quirks", b"headers", {"x-custom": "yes"}),
     "form fields": ("quirks", *multipart(FIELDS)),
+    "form without its closing delimiter": ("quirks", *unclosed(multipart(FIELDS))),
     "urlencoded fields": ("quirks", b"body=fields&a=1&b=h%C3%A9", {"Content-Type": FORM}),
 }  # fmt: skip
 
