@@ -1092,3 +1092,14 @@ def test_09_statuses_more_wrong_answers_and_properties():
     shuffled = list(right.items())
     random.Random(0).shuffle(shuffled)
     passes("09.statuses", dict(shuffled))  # the order of the names does not matter
+
+
+def test_03_capstone_more_wrong_answers():
+    handler_py = answer_of("03", "03.capstone", "HANDLER_PY")
+    assert "the text of your handler.py" in str(refused("03.capstone", handler_py.encode()))
+    refused("03.capstone", "handler.py")  # the file's name, not its text
+    as_text = handler_py.replace('{"digit": int(p.argmax())', '{"digit": str(int(p.argmax()))')
+    assert as_text != handler_py
+    assert "the digit is" in str(refused("03.capstone", as_text))
+    off_by_one = handler_py.replace('{"digit": int(p.argmax())', '{"digit": int(p.argmax()) + 1')
+    refused("03.capstone", off_by_one)
