@@ -18,7 +18,18 @@ from ..offline.server import run_batch
 from ..offline.store import open_model
 from ..offline.worker_process import Worker
 
-WORKER_DIED = "Worker died."  # TorchServe's answer (500) to a batch whose worker died
+WORKER_DIED = "Worker died."  # TorchServe's message to a batch whose worker died
+RESPONSE_TIMEOUT_S = 120  # TorchServe's default_response_timeout (per model: responseTimeout)
+KILLED = -signal.SIGKILL  # a child's exit code when SIGKILL ended it (the OOM killer, say)
+
+
+def worker_died_answer(exitcode: int | None = None) -> Answer:
+    """TorchServe 0.12's answer to a batch whose worker died or ran past its response timeout:
+    500 "Worker died.", or 507 when SIGKILL ended it (Java sees exit value 137). Measured on
+    TorchServe 0.12: a handler that sleeps past `responseTimeout` gets 500 at the timeout, one
+    that calls `os._exit(3)` 500, one that SIGKILLs itself 507; the worker is restarted."""
+    status = 507 if exitcode == KILLED else 500
+    return error_answer(status, "InternalServerException", WORKER_DIED)
 
 
 class ModelProcess:
@@ -30,6 +41,8 @@ class ModelProcess:
         batch_size: The model's batch size (what `ts` tells the handler).
         gpu_id: The GPU the handler gets, or None for the CPU.
         threads: torch's intra-op threads in the child; None keeps torch's default there.
+        response_timeout: Seconds a batch may take; past them the child is killed, the batch
+            answered "Worker died." and a new child started (TorchServe's `responseTimeout`).
     """
 
     def __init__(
@@ -39,8 +52,10 @@ class ModelProcess:
         batch_size: int,
         gpu_id: int | None,
         threads: int | None = None,
+        response_timeout: float = RESPONSE_TIMEOUT_S,
     ) -> None:
         self.args = (name, str(folder), batch_size, gpu_id, threads)
+        self.response_timeout = response_timeout
         self.process = None
         self.pipe = None
         self.start()
@@ -58,17 +73,23 @@ class ModelProcess:
         self.pipe.recv()
 
     def run(self, batch: list[RequestInput]) -> list[Answer]:
-        """The batch's answers, in order. A child that died is started again for the next
-        batch; the batch it was computing gets TorchServe's 500 "Worker died." each."""
+        """The batch's answers, in order. A child that died, or ran past the response timeout
+        (then it is killed), is started again for the next batch; the batch it was computing
+        gets TorchServe's "Worker died." each (`worker_died_answer`)."""
         if not self.process.is_alive():
             self.close()
             self.start()
         try:
             self.pipe.send(batch)
-            return self.pipe.recv()
+            if self.pipe.poll(self.response_timeout):
+                return self.pipe.recv()
+            self.process.kill()  # hung: TorchServe kills the worker at its response timeout
+            exitcode = None
         except (EOFError, OSError):
-            self.close()  # the next batch starts a new one
-            return [error_answer(500, "InternalServerException", WORKER_DIED)] * len(batch)
+            self.process.join(timeout=5)  # its exit code tells a SIGKILL from a crash
+            exitcode = self.process.exitcode
+        self.close()  # the next batch starts a new one
+        return [worker_died_answer(exitcode)] * len(batch)
 
     def close(self) -> None:
         """Stop the child (it also stops by itself when this process's end of the pipe goes)."""
