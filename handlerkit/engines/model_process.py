@@ -17,9 +17,9 @@ from ..offline.frontend import Answer, RequestInput, error_answer
 from ..offline.server import run_batch
 from ..offline.store import open_model
 from ..offline.worker_process import Worker
+from .models import RESPONSE_TIMEOUT_S
 
 WORKER_DIED = "Worker died."  # TorchServe's message to a batch whose worker died
-RESPONSE_TIMEOUT_S = 120  # TorchServe's default_response_timeout (per model: responseTimeout)
 KILLED = -signal.SIGKILL  # a child's exit code when SIGKILL ended it (the OOM killer, say)
 
 

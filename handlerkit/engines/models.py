@@ -11,6 +11,7 @@ from pathlib import Path
 
 ENGINES = ("torchserve", "litserve", "ray")
 HOST = "127.0.0.1"
+RESPONSE_TIMEOUT_S = 120  # TorchServe's default_response_timeout (a model's responseTimeout)
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,15 @@ class Settings:
         host: The address to listen on (loopback unless you mean to expose it).
         replicas: Workers (TorchServe, LitServe) or replicas (Ray Serve) per model.
         address: Ray only: the cluster to join (`auto`, `ray://host:10001`); None starts one here.
+        response_timeout: Seconds a batch may compute before its worker is killed and restarted
+            and its requests answered "Worker died." (TorchServe's `default_response_timeout`).
     """
 
     port: int = 8080
     host: str = HOST
     replicas: int = 1
     address: str | None = None
+    response_timeout: float = RESPONSE_TIMEOUT_S
 
 
 def parse_models(

@@ -40,7 +40,8 @@ class EngineServer:
         max_batch_delay: Milliseconds to fill a batch: one int, or {name: int}.
         handler: For model folders without `handler.py`: a builtin name or a handler file.
         startup_timeout: Seconds allowed until `/ping` answers.
-        **settings: `Settings` fields: port (default: a free one), host, replicas, address.
+        **settings: `Settings` fields: port (default: a free one), host, replicas, address,
+            response_timeout.
     """
 
     def __init__(
@@ -77,7 +78,7 @@ class EngineServer:
         argv += ["--engine", self.engine, "--port", str(self.port), "--host", s.host]
         argv += _per_model("--batch-size", self.batch_size)
         argv += _per_model("--max-batch-delay", self.max_batch_delay)
-        argv += ["--replicas", str(s.replicas)]
+        argv += ["--replicas", str(s.replicas), "--response-timeout", str(s.response_timeout)]
         argv += ["--address", s.address] if s.address else []
         argv += ["--handler", self.handler] if self.handler else []
         return argv

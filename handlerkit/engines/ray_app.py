@@ -60,11 +60,21 @@ class ModelReplica:
         archive: The model as `.mar` bytes (a zip with `MAR-INF/MANIFEST.json`).
         batch_size: The model's batch size (what `ts` tells the handler).
         threads: torch's intra-op threads; None keeps Ray's (OMP_NUM_THREADS = reserved CPUs).
+        response_timeout: Seconds a batch may compute before the model's process is restarted.
     """
 
-    def __init__(self, name: str, archive: bytes, batch_size: int, threads: int | None) -> None:
+    def __init__(
+        self,
+        name: str,
+        archive: bytes,
+        batch_size: int,
+        threads: int | None,
+        response_timeout: float,
+    ) -> None:
         self.folder = _unpack(name, archive)
-        self.worker = ModelProcess(name, self.folder.path, batch_size, _gpu_id(), threads)
+        self.worker = ModelProcess(
+            name, self.folder.path, batch_size, _gpu_id(), threads, response_timeout
+        )
         self.compute = ThreadPoolExecutor(1)  # one batch at a time, as in TorchServe's worker
 
     async def run(self, batch: list[RequestInput]) -> list[Answer]:
@@ -166,7 +176,7 @@ def application(specs: list[ModelSpec], settings: Settings):
     models = {
         spec.name: ModelReplica.options(
             name=f"model-{spec.name}", num_replicas=settings.replicas
-        ).bind(spec.name, archive_bytes(spec), spec.batch_size, threads)
+        ).bind(spec.name, archive_bytes(spec), spec.batch_size, threads, settings.response_timeout)
         for spec in specs
     }
     frontend = HttpFrontend.options(
