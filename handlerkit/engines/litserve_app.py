@@ -33,7 +33,7 @@ from litserve.utils import LitAPIStatus, ResponseBufferItem
 
 from ..offline.frontend import Answer, RequestInput, error_answer
 from ..offline.store import ModelFolder, open_model
-from .asgi import admit_request, send_answer
+from .asgi import UVICORN_LIMITS, admit_request, send_answer
 from .model_process import ModelProcess, worker_died_answer
 from .models import ModelSpec, Settings
 
@@ -287,6 +287,7 @@ def run_forever(specs: list[ModelSpec], settings: Settings, ready=None) -> None:
             num_api_servers=1,
             log_level="warning",
             generate_client_file=False,
+            **UVICORN_LIMITS,
         )
     finally:
         for folder in folders.values():

@@ -30,7 +30,7 @@ from ray import serve
 
 from ..offline.frontend import Answer, RequestInput, error_answer
 from ..offline.store import ModelFolder, open_model
-from .asgi import admit_request, bind, send_answer
+from .asgi import UVICORN_LIMITS, admit_request, bind, send_answer
 from .model_process import ModelProcess
 from .models import ModelSpec, Settings
 
@@ -129,7 +129,10 @@ class HttpFrontend:
 
     async def __init__(self, handles: dict, specs: list[ModelSpec], replicas: int, host, port):
         config = uvicorn.Config(
-            Frontend(handles, specs, replicas), lifespan="off", log_level="warning"
+            Frontend(handles, specs, replicas),
+            lifespan="off",
+            log_level="warning",
+            **UVICORN_LIMITS,
         )
         self.server = uvicorn.Server(config)
         listening = bind(host, port)  # before Serve reports the application running
