@@ -77,7 +77,7 @@ class ModelProcess:
         (then it is killed), is started again for the next batch; the batch it was computing
         gets TorchServe's "Worker died." each (`worker_died_answer`)."""
         if not self.process.is_alive():
-            self.close()
+            self._stop_child()
             self.start()
         try:
             self.pipe.send(batch)
@@ -88,11 +88,14 @@ class ModelProcess:
         except (EOFError, OSError):
             self.process.join(timeout=5)  # its exit code tells a SIGKILL from a crash
             exitcode = self.process.exitcode
-        self.close()  # the next batch starts a new one
+        self._stop_child()  # the next batch starts a new one
         return [worker_died_answer(exitcode)] * len(batch)
 
     def close(self) -> None:
         """Stop the child (it also stops by itself when this process's end of the pipe goes)."""
+        self._stop_child()
+
+    def _stop_child(self) -> None:
         if self.pipe is not None:
             self.pipe.close()
         if self.process is not None:
@@ -100,6 +103,20 @@ class ModelProcess:
             if self.process.is_alive():
                 self.process.kill()
                 self.process.join()
+
+
+class Isolated(ModelProcess):
+    """`OfflineServer(isolate=True)`'s model: a `ModelProcess` that owns its unpacked folder."""
+
+    def __init__(self, name, folder, batch_size, gpu_id, response_timeout) -> None:
+        self.name, self.folder = name, folder
+        self.entry = None  # the handler lives in the child
+        self.load_error = None
+        super().__init__(name, folder.path, batch_size, gpu_id, response_timeout=response_timeout)
+
+    def close(self) -> None:
+        super().close()
+        self.folder.remove()
 
 
 def serve_batches(

@@ -67,7 +67,7 @@ class Worker:
             else:
                 with self._inside():
                     self._load(batch_size, gpu_id, limit_max_image_pixels)
-        except Exception as error:  # noqa: BLE001 - TorchServe's worker dies; we report it
+        except (Exception, SystemExit, KeyboardInterrupt) as error:  # the worker dies; we report
             self.load_error = HandlerError(
                 "initialize", f"{type(error).__name__}: {error}", traceback.format_exc()
             )
