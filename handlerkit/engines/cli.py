@@ -12,6 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
+from ..offline.cli import opens
 from .asgi import bind
 from .models import ENGINES, HOST, RESPONSE_TIMEOUT_S, ModelSpec, Settings, parse_models, per_model
 
@@ -68,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         )
     except (ValueError, FileNotFoundError) as error:
         print(f"handlerkit serve: {error}", file=sys.stderr)
+        return 2
+    if not all(opens("serve", spec.source, spec.name, spec.handler) for spec in specs):
         return 2
     settings = Settings(args.port, args.host, args.replicas, args.address, args.response_timeout)
     busy = _cannot_listen(settings.host, settings.port)

@@ -83,9 +83,13 @@ class OfflineServer:
         """Unpack and load every model (a model that fails to load answers 503, as TorchServe)."""
         if self._host is None:
             self._host = HostState.save()
-        for name in self.models:
-            if name not in self.workers:
-                self.workers[name] = self._load(name)
+        try:
+            for name in self.models:
+                if name not in self.workers:
+                    self.workers[name] = self._load(name)
+        except BaseException:  # a model that cannot be opened: nothing is left unpacked
+            self.close()
+            raise
         return self
 
     def _load(self, name: str):

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,9 @@ BUILTIN_HANDLERS = (
     "text_classifier",
     "vision_handler",
 )
+# What a .mar may unpack to (TorchServe sets no limit; handlerkit does, see docs/faults.md).
+MAX_ENTRIES = 10_000
+MAX_UNPACKED_BYTES = 4 << 30  # 4 GiB: DenseNet-161's weights are 115 MB
 
 
 @dataclass
@@ -63,20 +68,59 @@ def open_model(source: str | os.PathLike, name: str, handler: str | None = None)
     if path.is_file():
         raise ModelLoadError(f"{source} is not a .mar (a zip archive) nor a model folder")
     if (path / "MAR-INF" / "MANIFEST.json").is_file() and handler is None:
-        return ModelFolder(path, _read_manifest(path))
+        return ModelFolder(path, _read_manifest(path, path))
     return _lay_out(path, name, handler)
 
 
 def _unpack(mar: Path) -> ModelFolder:
+    """The archive unpacked into a temp folder, removed again when anything is wrong."""
     folder = Path(tempfile.mkdtemp(prefix=f"handlerkit-{mar.stem}-"))
-    with zipfile.ZipFile(mar) as archive:
-        archive.extractall(folder)
-    if not (folder / "MAR-INF" / "MANIFEST.json").is_file():
+    try:
+        with zipfile.ZipFile(mar) as archive:
+            _check_entries(mar, archive.infolist())
+            archive.extractall(folder)
+        if not (folder / "MAR-INF" / "MANIFEST.json").is_file():
+            raise ModelLoadError(
+                f"{mar} has no MAR-INF/MANIFEST.json: build it with torch-model-archiver"
+            )
+        manifest = _read_manifest(folder, mar)
+        _check_handler_file(folder, manifest, mar)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError) as error:
         shutil.rmtree(folder, ignore_errors=True)
         raise ModelLoadError(
-            f"{mar} has no MAR-INF/MANIFEST.json: build it with torch-model-archiver"
+            f"{mar} cannot be unpacked ({error}): rebuild it with torch-model-archiver"
+        ) from None
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return ModelFolder(folder, manifest, temporary=folder)
+
+
+def _check_entries(mar: Path, entries: list[zipfile.ZipInfo]) -> None:
+    """Refuse links and archives past the limits before anything is written."""
+    for entry in entries:
+        if stat.S_ISLNK(entry.external_attr >> 16):
+            raise ModelLoadError(
+                f"{mar} holds a symbolic link ({entry.filename}): a .mar holds files only; "
+                "archive the file the link points to"
+            )
+    if len(entries) > MAX_ENTRIES:
+        raise ModelLoadError(f"{mar} holds {len(entries)} entries, over {MAX_ENTRIES}")
+    size = sum(entry.file_size for entry in entries)
+    if size > MAX_UNPACKED_BYTES:
+        raise ModelLoadError(
+            f"{mar} unpacks to {size:,} bytes, over handlerkit's {MAX_UNPACKED_BYTES:,}"
         )
-    return ModelFolder(folder, _read_manifest(folder), temporary=folder)
+
+
+def _check_handler_file(folder: Path, manifest: dict, mar: Path) -> None:
+    """A handler named as a file must be in the archive (else ts reports a failed import)."""
+    file = manifest["model"].get("handler", "").partition(":")[0]
+    if file.endswith(".py") and not (folder / file).is_file():
+        raise ModelLoadError(
+            f"{mar}: MANIFEST.json names the handler {file}, which the archive does not hold: "
+            f"archive it with torch-model-archiver --handler {file}"
+        )
 
 
 def _lay_out(source: Path, name: str, handler: str | None) -> ModelFolder:
@@ -128,5 +172,18 @@ def _link_handler(source: Path, folder: Path, handler: str) -> str:
     return path.name + (f":{function}" if function else "")
 
 
-def _read_manifest(folder: Path) -> dict:
-    return json.loads((folder / "MAR-INF" / "MANIFEST.json").read_text())
+def _read_manifest(folder: Path, source: Path) -> dict:
+    """MAR-INF/MANIFEST.json, which must be a JSON object with a "model" object."""
+    try:
+        manifest = json.loads((folder / "MAR-INF" / "MANIFEST.json").read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ModelLoadError(
+            f"{source}: MAR-INF/MANIFEST.json is not valid JSON ({error}): rebuild it with "
+            "torch-model-archiver"
+        ) from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("model"), dict):
+        raise ModelLoadError(
+            f'{source}: MAR-INF/MANIFEST.json is not a manifest (no "model" object): rebuild '
+            "it with torch-model-archiver"
+        )
+    return manifest
