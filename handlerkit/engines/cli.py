@@ -53,6 +53,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="seconds a batch may compute before its worker is restarted (default 120)",
     )
     parser.add_argument("--handler", help="for model folders: a builtin name or handler file")
+    parser.add_argument(
+        "--disable-token-auth",
+        action="store_true",
+        help="torchserve: no keys needed (TorchServe's default: keys in key_file.json)",
+    )
+    parser.add_argument(
+        "--enable-model-api",
+        action="store_true",
+        help="torchserve: allow registering models over HTTP (TorchServe's default: off)",
+    )
     parser.set_defaults(run=run)
     return parser
 
@@ -72,7 +82,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if not all(opens("serve", spec.source, spec.name, spec.handler) for spec in specs):
         return 2
-    settings = Settings(args.port, args.host, args.replicas, args.address, args.response_timeout)
+    settings = Settings(
+        args.port,
+        args.host,
+        args.replicas,
+        args.address,
+        args.response_timeout,
+        not args.disable_token_auth,
+        args.enable_model_api,
+    )
     busy = _cannot_listen(settings.host, settings.port)
     if busy:  # before any engine starts: they would fail later, and less clearly
         print(f"handlerkit serve: cannot listen on {busy}: choose another --port", file=sys.stderr)

@@ -37,6 +37,7 @@ class Settings:
         address: Ray only: the cluster to join (`auto`, `ray://host:10001`); None starts one here.
         response_timeout: Seconds a batch may compute before its worker is killed and restarted
             and its requests answered "Worker died." (TorchServe's `default_response_timeout`).
+        token_auth, model_api: TorchServe only: its token authorization and model API.
     """
 
     port: int = 8080
@@ -44,6 +45,8 @@ class Settings:
     replicas: int = 1
     address: str | None = None
     response_timeout: float = RESPONSE_TIMEOUT_S
+    token_auth: bool = True  # TorchServe's default; its engine only (the others have no keys)
+    model_api: bool = False  # TorchServe's default: no registration over HTTP
 
 
 def parse_models(

@@ -15,12 +15,10 @@ HTTP proxy is not started: TorchServe's API is the frontend's.
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import shutil
 import tempfile
 import time
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -29,7 +27,7 @@ import uvicorn
 from ray import serve
 
 from ..offline.frontend import Answer, RequestInput, error_answer
-from ..offline.store import ModelFolder, open_model
+from ..offline.store import ModelFolder, mar_bytes, open_model
 from .asgi import UVICORN_LIMITS, admit_request, bind, send_answer
 from .model_process import ModelProcess
 from .models import ModelSpec, Settings
@@ -195,18 +193,7 @@ def application(specs: list[ModelSpec], settings: Settings):
 
 def archive_bytes(spec: ModelSpec) -> bytes:
     """The model as `.mar` bytes: the file itself, or a model folder laid out and zipped."""
-    if spec.source.is_file():
-        return spec.source.read_bytes()
-    folder = open_model(spec.source, spec.name, spec.handler)
-    try:
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-            for path in sorted(folder.path.rglob("*")):
-                if path.is_file():  # links followed: the archive holds the files themselves
-                    archive.write(path, path.relative_to(folder.path).as_posix())
-        return buffer.getvalue()
-    finally:
-        folder.remove()
+    return mar_bytes(spec.source, spec.name, spec.handler)
 
 
 def start_ray(specs: list[ModelSpec], settings: Settings) -> str | None:

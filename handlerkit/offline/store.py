@@ -6,6 +6,7 @@ First step of the offline server, as of TorchServe: what the worker loads is a f
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -70,6 +71,24 @@ def open_model(source: str | os.PathLike, name: str, handler: str | None = None)
     if (path / "MAR-INF" / "MANIFEST.json").is_file() and handler is None:
         return ModelFolder(path, _read_manifest(path, path))
     return _lay_out(path, name, handler)
+
+
+def mar_bytes(source: str | os.PathLike, name: str, handler: str | None = None) -> bytes:
+    """The model as `.mar` bytes: a `.mar` file itself, or a model folder laid out (as
+    `open_model` does, so every engine serves the same folders) and zipped."""
+    path = Path(source)
+    if path.is_file():
+        return path.read_bytes()
+    folder = open_model(path, name, handler)
+    try:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+            for item in sorted(folder.path.rglob("*")):
+                if item.is_file():  # links followed: the archive holds the files themselves
+                    archive.write(item, item.relative_to(folder.path).as_posix())
+        return buffer.getvalue()
+    finally:
+        folder.remove()
 
 
 def _unpack(mar: Path) -> ModelFolder:
