@@ -169,3 +169,34 @@ def test_headers_over_8_kib_get_torchservers_400(litserve):
     assert send(litserve, "POST", "/predictions/faulty", b"fine", many)[:2] == (400, INVALID)
     huge = raw_reply(litserve, HEAD + b"X-Huge: " + b"a" * (1 << 20) + b"\r\n\r\n")
     assert huge.startswith(b"HTTP/1.1 400 ")  # uvicorn's parser stops buffering at 32 KiB
+
+
+# ---- nothing left behind
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_a_handler_is_busy_leaves_no_process(tmp_path, signum):
+    (tmp_path / "faulty.py").write_text(FAULTY.read_text())
+    server = EngineServer({"faulty": tmp_path}, "litserve", handler="faulty.py")
+    server.start()
+    try:
+        started = descendants(server.process.pid)
+        with ThreadPoolExecutor(1) as pool:
+            busy = pool.submit(post, server, b"hang")
+            time.sleep(2)  # the handler is inside time.sleep(3600) now
+            server.process.send_signal(signum)
+            server.process.wait(60)
+            with pytest.raises(Exception):  # noqa: B017 - the connection goes with the server
+                busy.result(timeout=30)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_running(pid) for pid in started):
+            time.sleep(0.2)
+        left = {pid: _cmdline(pid) for pid in started if _running(pid)}
+        assert left == {}
+    finally:
+        server.stop()
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

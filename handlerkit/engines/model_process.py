@@ -10,7 +10,10 @@ the engine's threads carry the next batch in and the last answers out.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
+import threading
+import time
 from pathlib import Path
 
 from ..offline.frontend import Answer, RequestInput, error_answer
@@ -20,6 +23,7 @@ from ..offline.worker_process import Worker
 from .models import RESPONSE_TIMEOUT_S
 
 WORKER_DIED = "Worker died."  # TorchServe's message to a batch whose worker died
+PARENT_CHECK_S = 0.5  # how often the model's process looks whether its parent is still there
 KILLED = -signal.SIGKILL  # a child's exit code when SIGKILL ended it (the OOM killer, say)
 
 
@@ -119,11 +123,20 @@ class Isolated(ModelProcess):
         self.folder.remove()
 
 
+def _exit_with_parent(parent: int) -> None:
+    """End this process once its parent has ended (SIGKILL, SIGTERM: no cleanup ran there)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(1)
+
+
 def serve_batches(
     pipe, name: str, folder: str, batch_size: int, gpu_id: int | None, threads: int | None
 ) -> None:
-    """In the child: load the model, then answer batches until the parent's end closes."""
+    """In the child: load the model, then answer batches until the parent's end closes (or the
+    parent is gone: a busy handler would not see the pipe close)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the engine, which stops this
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     if threads:
         import torch
 
