@@ -150,6 +150,11 @@ def test_a_declared_length_over_the_limit_is_answered_413_before_the_body(litser
     assert wait_until_served(litserve)[0] == 200
 
 
+def test_a_client_that_sends_a_body_just_over_the_limit_reads_the_413(litserve):
+    assert post(litserve, b"x" * (6553500 + 1)) == (413, b"")  # no reset: the rest is drained
+    assert post(litserve, b"fine")[0] == 200
+
+
 def test_a_1_gb_streamed_body_gets_413_without_being_buffered(litserve):
     api = listening_pid(litserve.port, descendants(litserve.process.pid) | {litserve.process.pid})
     idle = memory_kib(api, "VmRSS")

@@ -20,6 +20,11 @@ MAX_HEADER_SIZE = 8192  # Netty's, in TorchServe 0.12: 8,000 bytes of headers pa
 UVICORN_LIMITS = {"http": "h11", "h11_max_incomplete_event_size": 4 * MAX_HEADER_SIZE}
 
 
+DRAIN_LIMIT = 64 << 20  # bytes of a refused body read and dropped after the 413 is sent
+# Netty's answer to a body over max_request_size, sent as soon as the limit is passed.
+TOO_LARGE = Answer(413, b"", {"content-length": "0"})
+
+
 class _TooLarge(Exception):
     """The body passed `max_request_size` while it was read."""
 
@@ -48,7 +53,7 @@ async def admit_request(scope: dict, receive, models) -> Answer | Job:
             raise _TooLarge
         body = await read_body(receive)
     except _TooLarge:
-        return too_large_while_reading()
+        return TOO_LARGE
     except ValueError:
         return error_answer(400, "BadRequestException", "Invalid HTTP message.")
     query = scope.get("query_string", b"").decode("latin-1")
@@ -73,9 +78,15 @@ async def read_body(receive, limit: int = MAX_REQUEST_SIZE) -> bytes:
     return b"".join(chunks)
 
 
-def too_large_while_reading() -> Answer:
-    """Netty's 413 (empty body), and the connection closed: the rest of the body is not read."""
-    return Answer(413, b"", {"content-length": "0", "connection": "close"})
+async def drain(receive, limit: int = DRAIN_LIMIT) -> None:
+    """Read and drop the rest of a refused body, up to `limit` bytes, so that a client still
+    sending it reads the 413 instead of a reset connection (past `limit`, uvicorn closes it)."""
+    size = 0
+    while size <= limit:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+        size += len(message.get("body", b""))
 
 
 def http_response(answer: Answer):
@@ -86,5 +97,7 @@ def http_response(answer: Answer):
 
 
 async def send_answer(answer: Answer, scope: dict, receive, send) -> None:
-    """The `Answer` sent as the HTTP response."""
+    """The `Answer` sent as the HTTP response (then a refused body's rest is drained)."""
     await http_response(answer)(scope, receive, send)
+    if answer is TOO_LARGE:
+        await drain(receive)
