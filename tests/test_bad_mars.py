@@ -118,3 +118,14 @@ def test_the_commands_print_one_line_and_exit_2(tmp_path, case, command):
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert words in done.stderr and done.stderr.startswith(f"handlerkit {command[0]}: ")
     assert list(temp.iterdir()) == []
+
+
+def test_check_names_a_missing_handler_file_instead_of_blaming_imports(tmp_path):
+    from handlerkit.offline.check import check
+
+    unpacked = tmp_path / "unpacked"
+    (unpacked / "MAR-INF").mkdir(parents=True)
+    (unpacked / "MAR-INF" / "MANIFEST.json").write_text(json.dumps(MANIFEST))
+    problems, worker = check(unpacked, "m")
+    assert worker is None and len(problems) == 1
+    assert "names the handler h.py, which the archive does not hold" in problems[0].message

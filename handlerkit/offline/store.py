@@ -69,7 +69,9 @@ def open_model(source: str | os.PathLike, name: str, handler: str | None = None)
     if path.is_file():
         raise ModelLoadError(f"{source} is not a .mar (a zip archive) nor a model folder")
     if (path / "MAR-INF" / "MANIFEST.json").is_file() and handler is None:
-        return ModelFolder(path, _read_manifest(path, path))
+        manifest = _read_manifest(path, path)
+        _check_handler_file(path, manifest, path)
+        return ModelFolder(path, manifest)
     return _lay_out(path, name, handler)
 
 
