@@ -1,6 +1,7 @@
 """Ray Serve, started locally by `serve --engine ray`: every socket of its processes should listen
 on 127.0.0.1 only (not yet: the test says what is open), and a hung handler gets TorchServe's
-timeout answer while the next request is served. One Ray for both tests; it is started on loopback and stopped by its process group."""
+timeout answer while the next request is served. One Ray for both tests, stopped by its
+process group."""
 
 from __future__ import annotations
 
