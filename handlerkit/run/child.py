@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import http.client
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,7 +19,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from .models import ENGINES, HOST, Settings
+from .models import ENGINES, HOST, RESPONSE_TIMEOUT_S, Settings
 from .serve_cli import READY
 
 STOP_GRACE_S = 60.0
@@ -40,7 +41,8 @@ class EngineServer:
         max_batch_delay: Milliseconds to fill a batch: one int, or {name: int}.
         handler: For model folders without `handler.py`: a builtin name or a handler file.
         startup_timeout: Seconds allowed until `/ping` answers.
-        **settings: `Settings` fields: port (default: a free one), host, replicas, address.
+        **settings: `Settings` fields: port (default: a free one), host, replicas, address,
+            response_timeout, token_auth (torchserve; default False here), model_api.
     """
 
     def __init__(
@@ -58,7 +60,9 @@ class EngineServer:
         self.models = {name: Path(source) for name, source in models.items()}
         self.engine, self.handler, self.startup_timeout = engine, handler, startup_timeout
         self.batch_size, self.max_batch_delay = batch_size, max_batch_delay
-        self.settings = Settings(**{"port": 0, **settings})
+        # A local helper whose clients carry no keys: TorchServe's token authorization off
+        # unless asked for (the command's default is TorchServe's: on).
+        self.settings = Settings(**{"port": 0, "token_auth": False, **settings})
         self.process: subprocess.Popen | None = None
         self.port: int | None = None
         self._log = None
@@ -78,6 +82,11 @@ class EngineServer:
         argv += _per_model("--batch-size", self.batch_size)
         argv += _per_model("--max-batch-delay", self.max_batch_delay)
         argv += ["--replicas", str(s.replicas)]
+        if s.response_timeout != RESPONSE_TIMEOUT_S:
+            argv += ["--response-timeout", str(s.response_timeout)]
+        if self.engine == "torchserve":
+            argv += [] if s.token_auth else ["--disable-token-auth"]
+            argv += ["--enable-model-api"] if s.model_api else []
         argv += ["--address", s.address] if s.address else []
         argv += ["--handler", self.handler] if self.handler else []
         return argv
@@ -120,10 +129,17 @@ class EngineServer:
             f"startup_timeout or read its output:\n{self.output(tail=40)}"
         )
 
+    @property
+    def token(self) -> str | None:
+        """TorchServe's inference key as the command announced it (token authorization on)."""
+        found = re.search(r"Authorization: Bearer (\S+)", self.output(tail=40))
+        return found.group(1) if found else None
+
     def _pings(self) -> bool:
         connection = http.client.HTTPConnection(self.settings.host, self.port, timeout=5)
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
-            connection.request("GET", "/ping")
+            connection.request("GET", "/ping", headers=headers)
             return connection.getresponse().status == 200
         except (OSError, http.client.HTTPException):
             return False

@@ -7,11 +7,13 @@ the trace table, and, when the handler fails, the stage, the traceback and the v
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .. import tracing
 from ..serving.check import check
 from ..serving.frontend import Answer
+from ..serving.model_folder import open_model
 from .offline import OfflineServer
 
 
@@ -34,6 +36,8 @@ def add_commands(commands) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     name = Path(args.model).stem
+    if not opens("run", args.model, name, args.handler):
+        return 2
     bodies = [(Path(p).read_bytes(), {"Content-Type": args.content_type}) for p in args.inputs]
     path = f"/{'explanations' if args.explain else 'predictions'}/{name}"
     with OfflineServer({name: args.model}, handler=args.handler) as server:
@@ -82,6 +86,8 @@ def _drawn_request(inputs: list[str], batch: bool) -> str:
 
 
 def check_command(args: argparse.Namespace) -> int:
+    if not opens("check", args.model, Path(args.model).stem, args.handler):
+        return 2
     problems, worker = check(args.model, handler=args.handler)
     if worker is not None:
         worker.close()
@@ -90,6 +96,16 @@ def check_command(args: argparse.Namespace) -> int:
     errors = [p for p in problems if p.level == "error"]
     print("loads as TorchServe would" if not errors else f"{len(errors)} problem(s) to fix")
     return 1 if errors else 0
+
+
+def opens(command: str, model: str, name: str, handler: str | None) -> bool:
+    """Whether the model unpacks (or lays out); if not, one line on stderr says why."""
+    try:
+        open_model(model, name, handler).remove()
+    except (OSError, ValueError, RuntimeError) as error:  # ModelLoadError is a RuntimeError
+        print(f"handlerkit {command}: {error}", file=sys.stderr)
+        return False
+    return True
 
 
 def _print_answer(answer: Answer, trace: tracing.Trace) -> None:

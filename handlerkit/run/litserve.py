@@ -12,27 +12,38 @@ response.
 Why not LitServe's own `decode_request` / `predict` / `encode_response`: a TorchServe handler takes
 the whole batch of raw requests in one `handle` call and answers each with its own status and
 headers, so decoding and encoding belong to the handler and to TorchServe's frontend rules.
+
+A dead LitAPI worker is restarted as TorchServe restarts a dead worker (`WorkerWatch`, in place of
+LitServe's own watch, which stops the server), and the requests it had taken get TorchServe's
+"Worker died." answer; the rest stay queued for the new worker.
 """
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
+import os
 import queue
+import signal
 import threading
+import time
 import urllib.parse
 
 import litserve as ls
 from fastapi import HTTPException
 from litserve.loops.simple_loops import BatchedLoop
 from litserve.server import RegularRequestHandler
+from litserve.utils import LitAPIStatus, ResponseBufferItem
 
-from ..serving.frontend import Answer, RequestInput, error_answer
+from ..serving.frontend import Answer, RequestInput, error_answer, worker_died_answer
 from ..serving.model_folder import ModelFolder, open_model
 from .asgi import admit_request, case_keeping_protocol, send_answer
 from .model_process import ModelProcess
 from .models import ModelSpec, Settings
 
 API_PREFIX = "/handlerkit-model/"  # LitServe's endpoints (unused: the frontend goes round them)
-RESPONSE_TIMEOUT_S = 120  # TorchServe's default_response_timeout
+WATCH_EVERY_S = 0.2  # how often the worker watch looks for a dead LitAPI worker
+LOST_GRACE_S = 30  # past the response timeout, a request no worker answered is answered "died"
 
 
 class GatheringLoop(BatchedLoop):
@@ -84,7 +95,7 @@ class ModelAPI(ls.LitAPI):
         folder: The model unpacked (a folder with `MAR-INF/MANIFEST.json`).
     """
 
-    def __init__(self, spec: ModelSpec, folder: str) -> None:
+    def __init__(self, spec: ModelSpec, folder: str, response_timeout: float) -> None:
         super().__init__(
             max_batch_size=spec.batch_size,
             batch_timeout=spec.max_batch_delay / 1000,
@@ -92,12 +103,15 @@ class ModelAPI(ls.LitAPI):
             loop=GatheringLoop() if spec.batch_size > 1 else "auto",
         )
         self.name, self.folder, self.batch_size = spec.name, folder, spec.batch_size
+        self.response_timeout = response_timeout
         self.worker: ModelProcess | None = None
 
     def setup(self, device: str) -> None:
         """In LitServe's worker process: load the model in a child, as TorchServe's worker."""
         gpu_id = int(device.split(":")[1]) if device.startswith("cuda:") else None
-        self.worker = ModelProcess(self.name, self.folder, self.batch_size, gpu_id)
+        self.worker = ModelProcess(
+            self.name, self.folder, self.batch_size, gpu_id, response_timeout=self.response_timeout
+        )
 
     def decode_request(self, request: RequestInput) -> RequestInput:
         return request  # the frontend already made the worker input
@@ -118,6 +132,97 @@ class ModelAPI(ls.LitAPI):
         return output  # the frontend writes it as the HTTP response, as TorchServe's does
 
 
+class ModelRequests(RegularRequestHandler):
+    """LitServe's request handler for one model, waiting as TorchServe's frontend waits: a request
+    whose LitAPI worker died, or that no worker answered in time, gets "Worker died."
+
+    Written against LitServe 0.2.19: `_submit_request`, `response_buffer` and the START message
+    that names the worker that took a request (sent when `restart_workers` is on).
+    """
+
+    def __init__(self, lit_api: ModelAPI, server: ls.LitServer, response_timeout: float) -> None:
+        super().__init__(lit_api, server)
+        self.waiting: dict[str, ResponseBufferItem] = {}
+        self.patience = response_timeout + LOST_GRACE_S
+
+    async def answer(self, request: RequestInput) -> Answer:
+        uid, _ = await self._submit_request(request)  # no await inside: nothing answers before
+        item = self.server.response_buffer[uid] = ResponseBufferItem(asyncio.Event())
+        self.waiting[uid] = item
+        try:
+            await asyncio.wait_for(item.event.wait(), self.patience)
+        except asyncio.TimeoutError:
+            return worker_died_answer()
+        finally:
+            self.waiting.pop(uid, None)
+            self.server.response_buffer.pop(uid, None)
+        response, status = item.response
+        if status != LitAPIStatus.ERROR:
+            return response
+        if isinstance(response, HTTPException):  # LitServe's own failures (a queue timeout)
+            kind = "InternalServerException" if response.status_code >= 500 else "BadRequest"
+            return error_answer(response.status_code, kind + "Exception", str(response.detail))
+        return error_answer(500, "InternalServerException", f"LitServe failed: {response}")
+
+    def worker_died(self, worker_id: int, exitcode: int | None) -> None:
+        """Answer the requests the dead worker had taken (its START message named it)."""
+        for item in list(self.waiting.values()):
+            if item.worker_id == worker_id and not item.event.is_set():
+                item.response = (worker_died_answer(exitcode), LitAPIStatus.OK)
+                item.event.set()
+
+
+class WorkerWatch:
+    """Restarts a dead LitAPI worker, as TorchServe restarts a dead worker, and tells the API
+    server (a process LitServe forks) which one died, so that its requests are answered.
+
+    In place of LitServe's own watch, which stops the whole server when a worker dies (LitServe
+    0.2.19: `restart_workers` restarts, but fails the requests of every model's worker with the
+    same number, in a process that does not hold them).
+    """
+
+    def __init__(self, server: ls.LitServer, apis: list[ModelAPI]) -> None:
+        self.server, self.apis = server, apis
+        self.deaths = multiprocessing.get_context("fork").SimpleQueue()  # to the API server
+        self.stopping = threading.Event()
+
+    def start(self) -> None:
+        """Watch from a thread of this (the main) process; LitServe's own watch stays off."""
+        _litserve_watch_off(self.server)
+        threading.Thread(target=self._watch, daemon=True, name="handlerkit-worker-watch").start()
+
+    def _watch(self) -> None:
+        while not hasattr(self.server, "inference_workers"):  # set by LitServer.run
+            time.sleep(WATCH_EVERY_S)
+        while not self.stopping.wait(WATCH_EVERY_S):
+            workers = self.server.inference_workers
+            per_api = len(workers) // len(self.apis)  # LitServe lists them API by API
+            for index, process in enumerate(list(workers)):
+                if process.is_alive() or self.stopping.is_set():
+                    continue
+                api, worker_id = self.apis[index // per_api], index % per_api
+                self.deaths.put((api.name, worker_id, process.exitcode))
+                workers[index] = self.server.launch_single_inference_worker(api, worker_id)
+
+    def listen(self, handlers: dict[str, ModelRequests]) -> None:
+        """In the API server: answer the requests of each worker reported dead."""
+        loop = asyncio.get_running_loop()
+
+        def read() -> None:
+            while True:
+                name, worker_id, exitcode = self.deaths.get()
+                loop.call_soon_threadsafe(handlers[name].worker_died, worker_id, exitcode)
+
+        threading.Thread(target=read, daemon=True, name="handlerkit-deaths").start()
+
+
+def _litserve_watch_off(server: ls.LitServer) -> None:
+    """LitServe 0.2.19 has no public switch for its worker watch (`_monitor_workers`)."""
+    if not hasattr(server, "_monitor_workers"):
+        raise RuntimeError("LitServe changed: _monitor_workers is gone; update WorkerWatch")
+    server._monitor_workers = False
+
+
 class TorchServeFrontend:
     """ASGI middleware: every request goes through TorchServe's frontend rules first.
 
@@ -128,45 +233,49 @@ class TorchServeFrontend:
 
     Args:
         app: LitServe's FastAPI app (what the middleware wraps).
-        handlers: LitServe's request handler for each model's LitAPI, by model name.
+        handlers: The request handler for each model's LitAPI, by model name.
+        watch: What reports dead workers to this (the API server's) process.
         versions: Each model's version (its manifest's), by model name.
     """
 
     def __init__(
-        self, app, handlers: dict[str, RegularRequestHandler], versions: dict[str, str]
+        self, app, handlers: dict[str, ModelRequests], watch: WorkerWatch, versions: dict[str, str]
     ) -> None:
-        self.app, self.handlers, self.versions = app, handlers, versions
+        self.app, self.handlers, self.watch, self.versions = app, handlers, watch, versions
+        self.listening = False
 
     async def __call__(self, scope, receive, send) -> None:
+        if not self.listening:  # the first call (lifespan) runs in the API server's process
+            self.listening = True
+            self.watch.listen(self.handlers)
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         outcome = await admit_request(scope, receive, self.handlers, self.versions)
-        if isinstance(outcome, Answer):
-            return await send_answer(outcome, scope, receive, send)
-        try:
-            answer = await self.handlers[outcome.model].handle_request(
-                outcome.request, RequestInput
-            )
-        except HTTPException as error:  # LitServe's own failures (a timeout, a dead worker)
-            kind = "InternalServerException" if error.status_code >= 500 else "BadRequestException"
-            answer = error_answer(error.status_code, kind, str(error.detail))
-        await send_answer(answer, scope, receive, send)
+        if not isinstance(outcome, Answer):
+            outcome = await self.handlers[outcome.model].answer(outcome.request)
+        await send_answer(outcome, scope, receive, send)
 
 
-def build(models: dict[ModelSpec, ModelFolder], settings: Settings) -> ls.LitServer:
-    """A `LitServer` for unpacked models, TorchServe's API in front (not started)."""
-    apis = {spec.name: ModelAPI(spec, str(folder.path)) for spec, folder in models.items()}
+def build(
+    models: dict[ModelSpec, ModelFolder], settings: Settings
+) -> tuple[ls.LitServer, WorkerWatch]:
+    """A `LitServer` for unpacked models, TorchServe's API in front, and the watch that restarts
+    its workers (neither started)."""
+    timeout = settings.response_timeout
+    apis = {spec.name: ModelAPI(spec, str(folder.path), timeout) for spec, folder in models.items()}
     server = ls.LitServer(
         list(apis.values()),
         accelerator="auto",
         workers_per_device=settings.replicas,
-        timeout=RESPONSE_TIMEOUT_S,
+        timeout=False,  # TorchServe never times out a queued request; a batch: response_timeout
+        restart_workers=True,  # the workers name themselves in each request's START message
     )
-    handlers = {name: RegularRequestHandler(api, server) for name, api in apis.items()}
+    watch = WorkerWatch(server, list(apis.values()))
+    handlers = {name: ModelRequests(api, server, timeout) for name, api in apis.items()}
     # Outermost: the request never reaches LitServe's routes and middlewares (gzip).
     versions = {spec.name: folder.version for spec, folder in models.items()}
-    server.app.add_middleware(TorchServeFrontend, handlers=handlers, versions=versions)
-    return server
+    server.app.add_middleware(TorchServeFrontend, handlers=handlers, watch=watch, versions=versions)
+    return server, watch
 
 
 def run_forever(specs: list[ModelSpec], settings: Settings, ready=None) -> None:
@@ -175,9 +284,11 @@ def run_forever(specs: list[ModelSpec], settings: Settings, ready=None) -> None:
     try:
         for spec in specs:
             folders[spec] = open_model(spec.source, spec.name, spec.handler)
-        server = build(folders, settings)
+        server, watch = build(folders, settings)
+        watch.start()
         if ready is not None:
             ready()
+        _stop_watch_on_signals(watch)
         server.run(
             host=settings.host,
             port=settings.port,
@@ -189,3 +300,19 @@ def run_forever(specs: list[ModelSpec], settings: Settings, ready=None) -> None:
     finally:
         for folder in folders.values():
             folder.remove()
+
+
+def _stop_watch_on_signals(watch: WorkerWatch) -> None:
+    """Ctrl-C or SIGTERM: LitServe stops its workers next, and the watch must not restart them."""
+    main = os.getpid()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(signum)
+
+        def stop(number, frame, previous=previous):
+            if os.getpid() == main:
+                watch.stopping.set()
+            if callable(previous):
+                return previous(number, frame)
+            raise KeyboardInterrupt
+
+        signal.signal(signum, stop)

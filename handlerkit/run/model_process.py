@@ -10,13 +10,18 @@ the engine's threads carry the next batch in and the last answers out.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
+import threading
+import time
 from pathlib import Path
 
-from ..serving.frontend import Answer, RequestInput, error_answer
+from ..serving.frontend import Answer, RequestInput, worker_died_answer
 from ..serving.model_folder import open_model
-from ..serving.worker import WORKER_DIED, Worker
-from .offline import run_batch
+from ..serving.worker import Worker, run_batch
+from .models import RESPONSE_TIMEOUT_S
+
+PARENT_CHECK_S = 0.5  # how often the model's process looks whether its parent is still there
 
 
 class ModelProcess:
@@ -28,6 +33,8 @@ class ModelProcess:
         batch_size: The model's batch size (what `ts` tells the handler).
         gpu_id: The GPU the handler gets, or None for the CPU.
         threads: torch's intra-op threads in the child; None keeps torch's default there.
+        response_timeout: Seconds a batch may take; past them the child is killed, the batch
+            answered "Worker died." and a new child started (TorchServe's `responseTimeout`).
     """
 
     def __init__(
@@ -37,8 +44,10 @@ class ModelProcess:
         batch_size: int,
         gpu_id: int | None,
         threads: int | None = None,
+        response_timeout: float = RESPONSE_TIMEOUT_S,
     ) -> None:
         self.args = (name, str(folder), batch_size, gpu_id, threads)
+        self.response_timeout = response_timeout
         self.process = None
         self.pipe = None
         self.start()
@@ -56,20 +65,29 @@ class ModelProcess:
         self.pipe.recv()
 
     def run(self, batch: list[RequestInput]) -> list[Answer]:
-        """The batch's answers, in order. A child that died is started again for the next
-        batch; the batch it was computing gets TorchServe's 500 "Worker died." each."""
+        """The batch's answers, in order. A child that died, or ran past the response timeout
+        (then it is killed), is started again for the next batch; the batch it was computing
+        gets TorchServe's "Worker died." each (`worker_died_answer`)."""
         if not self.process.is_alive():
-            self.close()
+            self._stop_child()
             self.start()
         try:
             self.pipe.send(batch)
-            return self.pipe.recv()
+            if self.pipe.poll(self.response_timeout):
+                return self.pipe.recv()
+            self.process.kill()  # hung: TorchServe kills the worker at its response timeout
+            exitcode = None
         except (EOFError, OSError):
-            self.close()  # the next batch starts a new one
-            return [error_answer(500, "InternalServerException", WORKER_DIED)] * len(batch)
+            self.process.join(timeout=5)  # its exit code tells a SIGKILL from a crash
+            exitcode = self.process.exitcode
+        self._stop_child()  # the next batch starts a new one
+        return [worker_died_answer(exitcode)] * len(batch)
 
     def close(self) -> None:
         """Stop the child (it also stops by itself when this process's end of the pipe goes)."""
+        self._stop_child()
+
+    def _stop_child(self) -> None:
         if self.pipe is not None:
             self.pipe.close()
         if self.process is not None:
@@ -79,11 +97,34 @@ class ModelProcess:
                 self.process.join()
 
 
+class Isolated(ModelProcess):
+    """`OfflineServer(isolate=True)`'s model: a `ModelProcess` that owns its unpacked folder."""
+
+    def __init__(self, name, folder, batch_size, gpu_id, response_timeout) -> None:
+        self.name, self.folder = name, folder
+        self.entry = None  # the handler lives in the child
+        self.load_error = None
+        super().__init__(name, folder.path, batch_size, gpu_id, response_timeout=response_timeout)
+
+    def close(self) -> None:
+        super().close()
+        self.folder.remove()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this process once its parent has ended (SIGKILL, SIGTERM: no cleanup ran there)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(1)
+
+
 def serve_batches(
     pipe, name: str, folder: str, batch_size: int, gpu_id: int | None, threads: int | None
 ) -> None:
-    """In the child: load the model, then answer batches until the parent's end closes."""
+    """In the child: load the model, then answer batches until the parent's end closes (or the
+    parent is gone: a busy handler would not see the pipe close)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the engine, which stops this
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     if threads:
         import torch
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 ENGINES = ("torchserve", "litserve", "ray")
 HOST = "127.0.0.1"  # every server handlerkit starts listens on this address only
+RESPONSE_TIMEOUT_S = 120  # TorchServe's default_response_timeout (a model's responseTimeout)
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,18 @@ class Settings:
         host: The address to listen on (loopback unless you mean to expose it).
         replicas: Workers (TorchServe, LitServe) or replicas (Ray Serve) per model.
         address: Ray only: the cluster to join (`auto`, `ray://host:10001`); None starts one here.
+        response_timeout: Seconds a batch may compute before its worker is killed and restarted
+            and its requests answered "Worker died." (TorchServe's `default_response_timeout`).
+        token_auth, model_api: TorchServe only: its token authorization and model API.
     """
 
     port: int = 8080
     host: str = HOST
     replicas: int = 1
     address: str | None = None
+    response_timeout: float = RESPONSE_TIMEOUT_S
+    token_auth: bool = True  # TorchServe's default; its engine only (the others have no keys)
+    model_api: bool = False  # TorchServe's default: no registration over HTTP
 
 
 def parse_models(

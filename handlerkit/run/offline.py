@@ -2,20 +2,24 @@
 
 No Java and no sockets: a request is routed and turned into a worker input as TorchServe's
 frontend does (`frontend`), run through `ts`'s own worker code (`worker_process`), and its reply
-turned into the status and bytes TorchServe would send.
+turned into the status and bytes TorchServe would send. Calls from several threads take turns
+(each answer carries its own error); a handler that raises `SystemExit` or `KeyboardInterrupt`
+answers as a dead worker and is loaded again; `isolate=True` runs each model in a process of its
+own, where `os._exit` and a hung handler (`response_timeout`) are contained too.
 """
 
 from __future__ import annotations
 
 import os
-import struct
+import threading
 import weakref
 from collections.abc import Mapping, Sequence
 
 from ..serving import frontend
-from ..serving.frontend import Answer, HandlerError, Job, RequestInput
+from ..serving.frontend import Answer, HandlerError, Job
 from ..serving.model_folder import open_model
-from ..serving.worker import Worker
+from ..serving.worker import Worker, run_batch
+from .host_state import HostState
 from .models import setting_for
 
 Headers = Mapping[str, str] | None
@@ -37,6 +41,10 @@ class OfflineServer:
             name, a file, `file:function`): one string, or {name: string}.
         gpu_id: The `gpu_id` the handler's context carries (CUDA is used when available).
         limit_max_image_pixels: TorchServe's `limit_max_image_pixels` setting.
+        isolate: Run each model in a process of its own (`handler()` is then unavailable): a
+            handler that calls `os._exit` or hangs cannot take this process with it.
+        response_timeout: With `isolate`, seconds a batch may compute before its process is
+            killed and restarted and its requests answered TorchServe's 500 "Worker died."
     """
 
     def __init__(
@@ -46,8 +54,18 @@ class OfflineServer:
         handler: str | Mapping[str, str] | None = None,
         gpu_id: int | None = None,
         limit_max_image_pixels: bool = True,
+        isolate: bool = False,
+        response_timeout: float | None = None,
     ) -> None:
+        if response_timeout is not None and not isolate:
+            raise ValueError(
+                "response_timeout needs isolate=True: a hung handler in this process's thread "
+                "cannot be stopped, its own process can"
+            )
         self.models = dict(models)
+        self.isolate, self.response_timeout = isolate, response_timeout
+        self._turn = threading.Lock()  # one request or batch at a time
+        self._host: HostState | None = None
         self._batch_size = batch_size
         self._handler = handler
         self.gpu_id = gpu_id
@@ -64,21 +82,34 @@ class OfflineServer:
 
     def start(self) -> OfflineServer:
         """Unpack and load every model (a model that fails to load answers 503, as TorchServe)."""
-        for name, source in self.models.items():
-            if name not in self.workers:
-                folder = open_model(source, name, setting_for(self._handler, name))
-                self.workers[name] = Worker(
-                    name,
-                    folder,
-                    self.batch_size(name) or 1,
-                    self.gpu_id,
-                    self.limit_max_image_pixels,
-                )
+        if self._host is None:
+            self._host = HostState.save()
+        try:
+            for name in self.models:
+                if name not in self.workers:
+                    self.workers[name] = self._load(name)
+        except BaseException:  # a model that cannot be opened: nothing is left unpacked
+            self.close()
+            raise
         return self
 
+    def _load(self, name: str):
+        folder = open_model(self.models[name], name, setting_for(self._handler, name))
+        size = self.batch_size(name) or 1
+        if self.isolate:
+            from .model_process import RESPONSE_TIMEOUT_S, Isolated
+
+            timeout = self.response_timeout or RESPONSE_TIMEOUT_S
+            return Isolated(name, folder, size, self.gpu_id, timeout)
+        return Worker(name, folder, size, self.gpu_id, self.limit_max_image_pixels)
+
     def close(self) -> None:
-        """Drop the handlers and remove the unpacked folders."""
+        """Drop the handlers, remove the unpacked folders, and put back what the handlers
+        changed in this process (`HostState`)."""
         _close_all(self.workers)
+        if self._host is not None:
+            self._host.restore()
+            self._host = None
 
     def batch_size(self, name: str) -> int | None:
         return setting_for(self._batch_size, name)
@@ -125,13 +156,26 @@ class OfflineServer:
         jobs = [(i, job) for i, job in enumerate(admitted) if isinstance(job, Job)]
         if not jobs:
             return admitted
-        worker = self._worker(jobs[0][1].model)
-        size = self.batch_size(worker.name) or len(jobs)
-        for start in range(0, len(jobs), size):
-            chunk = jobs[start : start + size]
-            for (i, _), answer in zip(chunk, run_batch(worker, [job.request for _, job in chunk])):
-                admitted[i] = answer
+        with self._turn:  # a worker's last error belongs to the batch it ran
+            name = jobs[0][1].model
+            size = self.batch_size(name) or len(jobs)
+            for start in range(0, len(jobs), size):
+                chunk = jobs[start : start + size]
+                for (i, _), answer in zip(chunk, self._run(name, [job for _, job in chunk])):
+                    admitted[i] = answer
         return admitted
+
+    def _run(self, name: str, jobs: list[Job]) -> list[Answer]:
+        """One `handle` call; a handler that raised SystemExit or KeyboardInterrupt is a dead
+        worker, as in TorchServe (500 "Worker died." each), and is loaded again."""
+        worker = self._worker(name)
+        try:
+            return run_batch(worker, [job.request for job in jobs])
+        except (SystemExit, KeyboardInterrupt):
+            worker.close()
+            self.workers[name] = self._load(name)
+            died = frontend.error_answer(500, "InternalServerException", "Worker died.")
+            return [died] * len(jobs)
 
     def _worker(self, name: str) -> Worker:
         if not self.workers:
@@ -142,29 +186,6 @@ class OfflineServer:
 
     def __repr__(self) -> str:
         return f"<OfflineServer models={list(self.models)}>"
-
-
-def run_batch(worker: Worker, batch: list[RequestInput]) -> list[Answer]:
-    """One `handle` call for `batch`; the reply mapped to HTTP answers, one per request, as
-    TorchServe's batch aggregator does. A model that failed to load answers 503 to each."""
-    if worker.service is None:
-        return [frontend.no_worker_answer(worker.name, worker.load_error) for _ in batch]
-    try:
-        reply = worker.predict(batch)
-    except (UnicodeDecodeError, struct.error):  # ts wrote a reply its frontend cannot read
-        return [frontend.worker_died_answer() for _ in batch]  # (a non-ASCII status phrase)
-    if reply.code != 200:
-        error = worker.last_error or HandlerError("handle", reply.message)
-        return [frontend.worker_error_answer(reply.code, reply.message, error) for _ in batch]
-    by_id = {p.request_id: p for p in reply.predictions}
-    answers = []
-    for request in batch:
-        prediction = by_id[request.request_id]
-        headers = dict(prediction.headers)
-        if prediction.content_type:
-            headers["content-type"] = prediction.content_type
-        answers.append(Answer(prediction.status, prediction.body, headers))
-    return answers
 
 
 def _close_all(workers: dict[str, Worker]) -> None:

@@ -19,12 +19,10 @@ handler whole batches of raw requests, which a FastAPI ingress per model cannot 
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import shutil
 import tempfile
 import time
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -33,7 +31,7 @@ import uvicorn
 from ray import serve
 
 from ..serving.frontend import Answer, RequestInput, error_answer
-from ..serving.model_folder import ModelFolder, open_model, version_of
+from ..serving.model_folder import ModelFolder, mar_bytes, open_model, version_of
 from .asgi import admit_request, bind, case_keeping_protocol, send_answer
 from .model_process import ModelProcess
 from .models import ModelSpec, Settings
@@ -64,11 +62,21 @@ class ModelReplica:
         archive: The model as `.mar` bytes (a zip with `MAR-INF/MANIFEST.json`).
         batch_size: The model's batch size (what `ts` tells the handler).
         threads: torch's intra-op threads; None keeps Ray's (OMP_NUM_THREADS = reserved CPUs).
+        response_timeout: Seconds a batch may compute before the model's process is restarted.
     """
 
-    def __init__(self, name: str, archive: bytes, batch_size: int, threads: int | None) -> None:
+    def __init__(
+        self,
+        name: str,
+        archive: bytes,
+        batch_size: int,
+        threads: int | None,
+        response_timeout: float,
+    ) -> None:
         self.folder = _unpack(name, archive)
-        self.worker = ModelProcess(name, self.folder.path, batch_size, _gpu_id(), threads)
+        self.worker = ModelProcess(
+            name, self.folder.path, batch_size, _gpu_id(), threads, response_timeout
+        )
         self.compute = ThreadPoolExecutor(1)  # one batch at a time, as in TorchServe's worker
 
     async def run(self, batch: list[RequestInput]) -> list[Answer]:
@@ -174,7 +182,7 @@ def application(specs: list[ModelSpec], settings: Settings):
     models = {
         spec.name: ModelReplica.options(
             name=f"model-{spec.name}", num_replicas=settings.replicas
-        ).bind(spec.name, archive_bytes(spec), spec.batch_size, threads)
+        ).bind(spec.name, archive_bytes(spec), spec.batch_size, threads, settings.response_timeout)
         for spec in specs
     }
     frontend = HttpFrontend.options(
@@ -190,18 +198,7 @@ def application(specs: list[ModelSpec], settings: Settings):
 
 def archive_bytes(spec: ModelSpec) -> bytes:
     """The model as `.mar` bytes: the file itself, or a model folder laid out and zipped."""
-    if spec.source.is_file():
-        return spec.source.read_bytes()
-    folder = open_model(spec.source, spec.name, spec.handler)
-    try:
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-            for path in sorted(folder.path.rglob("*")):
-                if path.is_file():  # links followed: the archive holds the files themselves
-                    archive.write(path, path.relative_to(folder.path).as_posix())
-        return buffer.getvalue()
-    finally:
-        folder.remove()
+    return mar_bytes(spec.source, spec.name, spec.handler)
 
 
 def start_ray(specs: list[ModelSpec], settings: Settings) -> str | None:

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from .asgi import bind
-from .models import ENGINES, HOST, ModelSpec, Settings, parse_models, per_model
+from .cli import opens
+from .models import ENGINES, HOST, RESPONSE_TIMEOUT_S, ModelSpec, Settings, parse_models, per_model
 
 READY = "Ctrl-C stops"  # printed once every model is registered (TorchServe) or deployed (Ray)
 EXTRAS = {"litserve": "litserve", "ray": "ray"}  # engine -> the pip extra that installs it
@@ -44,7 +45,24 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--replicas", type=int, default=1, help="workers/replicas per model")
     parser.add_argument("--address", help="ray: the cluster to join (e.g. auto)")
+    parser.add_argument(
+        "--response-timeout",
+        type=float,
+        default=RESPONSE_TIMEOUT_S,
+        metavar="S",
+        help="seconds a batch may compute before its worker is restarted (default 120)",
+    )
     parser.add_argument("--handler", help="for model folders: a builtin name or handler file")
+    parser.add_argument(
+        "--disable-token-auth",
+        action="store_true",
+        help="torchserve: no keys needed (TorchServe's default: keys in key_file.json)",
+    )
+    parser.add_argument(
+        "--enable-model-api",
+        action="store_true",
+        help="torchserve: allow registering models over HTTP (TorchServe's default: off)",
+    )
     parser.set_defaults(run=run)
     return parser
 
@@ -62,7 +80,17 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"handlerkit serve: {error}", file=sys.stderr)
         return 2
-    settings = Settings(args.port, args.host, args.replicas, args.address)
+    if not all(opens("serve", spec.source, spec.name, spec.handler) for spec in specs):
+        return 2
+    settings = Settings(
+        args.port,
+        args.host,
+        args.replicas,
+        args.address,
+        args.response_timeout,
+        not args.disable_token_auth,
+        args.enable_model_api,
+    )
     busy = _cannot_listen(settings.host, settings.port)
     if busy:  # before any engine starts: they would fail later, and less clearly
         print(f"handlerkit serve: cannot listen on {busy}: choose another --port", file=sys.stderr)

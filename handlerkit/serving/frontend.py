@@ -7,16 +7,18 @@ error bodies, and how a worker's per-request reply becomes the HTTP answer a cli
 from __future__ import annotations
 
 import json
+import signal
 import uuid
 from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 
 from . import api_description, netty_forms
-from .netty_forms import FormError
 from .model_folder import DEFAULT_VERSION
+from .netty_forms import FormError
 
 # TorchServe's defaults (config.properties: max_request_size; the form decoder's file type;
 # Netty's longest request line, "METHOD TARGET HTTP/1.1").
+WORKER_DIED = "Worker died."  # TorchServe's WorkerThread, to a batch whose worker died
 MAX_REQUEST_SIZE = 6553500
 FORM_FILE_TYPE = netty_forms.FILE_TYPE
 MAX_INITIAL_LINE = 4095
@@ -233,11 +235,14 @@ def worker_error_answer(code: int, message: str, error: HandlerError | None) -> 
     return error_answer(code, "InternalServerException", message, error)
 
 
-def worker_died_answer() -> Answer:
-    """TorchServe's answer when its worker's reply is unreadable and the worker is restarted:
-    `ts` writes a status phrase's length in characters, not bytes, so a non-ASCII phrase
-    garbles the reply."""
-    return error_answer(500, "InternalServerException", "Worker died.")
+def worker_died_answer(exitcode: int | None = None) -> Answer:
+    """TorchServe 0.12's answer to a batch whose worker died (and is restarted): 500 "Worker
+    died.", or 507 when SIGKILL ended it (Java sees exit value 137). Measured on TorchServe 0.12:
+    a handler past `responseTimeout` gets 500 at the timeout, `os._exit(3)` 500, a SIGKILL 507,
+    a worker that crashes writing its reply (a header that is not a str, or a non-ASCII status
+    phrase, whose length ts writes in characters) 500."""
+    status = 507 if exitcode == -signal.SIGKILL else 500
+    return error_answer(status, "InternalServerException", WORKER_DIED)
 
 
 def ping_answer() -> Answer:

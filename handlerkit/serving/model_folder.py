@@ -6,11 +6,14 @@ First step of the offline server, as of TorchServe: what the worker loads is a f
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
+import stat
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +29,9 @@ BUILTIN_HANDLERS = (
     "text_classifier",
     "vision_handler",
 )
+# What a .mar may unpack to (TorchServe sets no limit; handlerkit does, see docs/faults.md).
+MAX_ENTRIES = 10_000
+MAX_UNPACKED_BYTES = 4 << 30  # 4 GiB: DenseNet-161's weights are 115 MB
 
 
 @dataclass
@@ -69,20 +75,79 @@ def open_model(source: str | os.PathLike, name: str, handler: str | None = None)
     if path.is_file():
         raise ModelLoadError(f"{source} is not a .mar (a zip archive) nor a model folder")
     if (path / "MAR-INF" / "MANIFEST.json").is_file() and handler is None:
-        return ModelFolder(path, _read_manifest(path))
+        manifest = _read_manifest(path, path)
+        _check_handler_file(path, manifest, path)
+        return ModelFolder(path, manifest)
     return _lay_out(path, name, handler)
 
 
+def mar_bytes(source: str | os.PathLike, name: str, handler: str | None = None) -> bytes:
+    """The model as `.mar` bytes: a `.mar` file itself, or a model folder laid out (as
+    `open_model` does, so every engine serves the same folders) and zipped."""
+    path = Path(source)
+    if path.is_file():
+        return path.read_bytes()
+    folder = open_model(path, name, handler)
+    try:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+            for item in sorted(folder.path.rglob("*")):
+                if item.is_file():  # links followed: the archive holds the files themselves
+                    archive.write(item, item.relative_to(folder.path).as_posix())
+        return buffer.getvalue()
+    finally:
+        folder.remove()
+
+
 def _unpack(mar: Path) -> ModelFolder:
+    """The archive unpacked into a temp folder, removed again when anything is wrong."""
     folder = Path(tempfile.mkdtemp(prefix=f"handlerkit-{mar.stem}-"))
-    with zipfile.ZipFile(mar) as archive:
-        archive.extractall(folder)
-    if not (folder / "MAR-INF" / "MANIFEST.json").is_file():
+    try:
+        with zipfile.ZipFile(mar) as archive:
+            _check_entries(mar, archive.infolist())
+            archive.extractall(folder)
+        if not (folder / "MAR-INF" / "MANIFEST.json").is_file():
+            raise ModelLoadError(
+                f"{mar} has no MAR-INF/MANIFEST.json: build it with torch-model-archiver"
+            )
+        manifest = _read_manifest(folder, mar)
+        _check_handler_file(folder, manifest, mar)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError) as error:
         shutil.rmtree(folder, ignore_errors=True)
         raise ModelLoadError(
-            f"{mar} has no MAR-INF/MANIFEST.json: build it with torch-model-archiver"
+            f"{mar} cannot be unpacked ({error}): rebuild it with torch-model-archiver"
+        ) from None
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return ModelFolder(folder, manifest, temporary=folder)
+
+
+def _check_entries(mar: Path, entries: list[zipfile.ZipInfo]) -> None:
+    """Refuse links and archives past the limits before anything is written."""
+    for entry in entries:
+        if stat.S_ISLNK(entry.external_attr >> 16):
+            raise ModelLoadError(
+                f"{mar} holds a symbolic link ({entry.filename}): a .mar holds files only; "
+                "archive the file the link points to"
+            )
+    if len(entries) > MAX_ENTRIES:
+        raise ModelLoadError(f"{mar} holds {len(entries)} entries, over {MAX_ENTRIES}")
+    size = sum(entry.file_size for entry in entries)
+    if size > MAX_UNPACKED_BYTES:
+        raise ModelLoadError(
+            f"{mar} unpacks to {size:,} bytes, over handlerkit's {MAX_UNPACKED_BYTES:,}"
         )
-    return ModelFolder(folder, _read_manifest(folder), temporary=folder)
+
+
+def _check_handler_file(folder: Path, manifest: dict, mar: Path) -> None:
+    """A handler named as a file must be in the archive (else ts reports a failed import)."""
+    file = manifest["model"].get("handler", "").partition(":")[0]
+    if file.endswith(".py") and not (folder / file).is_file():
+        raise ModelLoadError(
+            f"{mar}: MANIFEST.json names the handler {file}, which the archive does not hold: "
+            f"archive it with torch-model-archiver --handler {file}"
+        )
 
 
 def _lay_out(source: Path, name: str, handler: str | None) -> ModelFolder:
@@ -141,14 +206,33 @@ def model_version(manifest: dict) -> str:
 def version_of(source: str | os.PathLike) -> str:
     """The version of a `.mar`, an unpacked `.mar` or a model folder (read, not unpacked)."""
     path = Path(source).expanduser().resolve()
-    if path.is_file() and zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            if "MAR-INF/MANIFEST.json" in archive.namelist():
-                return model_version(json.loads(archive.read("MAR-INF/MANIFEST.json")))
-    elif (path / "MAR-INF" / "MANIFEST.json").is_file():
-        return model_version(_read_manifest(path))
+    try:
+        if path.is_file() and zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                if "MAR-INF/MANIFEST.json" in archive.namelist():
+                    manifest = json.loads(archive.read("MAR-INF/MANIFEST.json"))
+                    return (
+                        model_version(manifest) if isinstance(manifest, dict) else DEFAULT_VERSION
+                    )
+        elif (path / "MAR-INF" / "MANIFEST.json").is_file():
+            return model_version(_read_manifest(path, path))
+    except (ValueError, OSError, zipfile.BadZipFile, ModelLoadError):
+        pass  # opening the model names the problem
     return DEFAULT_VERSION
 
 
-def _read_manifest(folder: Path) -> dict:
-    return json.loads((folder / "MAR-INF" / "MANIFEST.json").read_text())
+def _read_manifest(folder: Path, source: Path) -> dict:
+    """MAR-INF/MANIFEST.json, which must be a JSON object with a "model" object."""
+    try:
+        manifest = json.loads((folder / "MAR-INF" / "MANIFEST.json").read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ModelLoadError(
+            f"{source}: MAR-INF/MANIFEST.json is not valid JSON ({error}): rebuild it with "
+            "torch-model-archiver"
+        ) from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("model"), dict):
+        raise ModelLoadError(
+            f'{source}: MAR-INF/MANIFEST.json is not a manifest (no "model" object): rebuild '
+            "it with torch-model-archiver"
+        )
+    return manifest

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import sys
 import threading
 import traceback
@@ -21,8 +22,8 @@ from pathlib import Path
 
 from ..requirements import install_hint
 from ..tracing import STAGES
-from . import contract
-from .frontend import HandlerError, RequestInput
+from . import contract, frontend
+from .frontend import WORKER_DIED, Answer, HandlerError, RequestInput
 from .model_folder import ModelFolder
 from .wire import Reply, decode_batch, decode_reply, encode_batch
 
@@ -32,8 +33,6 @@ _PROCESS_LOCK = threading.RLock()
 _SILENT = logging.NullHandler()
 # The handler methods a failure can be named after: its stages, between loading and handle.
 HANDLER_METHODS = ("initialize", *STAGES, "handle")
-# TorchServe's frontend answers a batch whose worker process died with this (WorkerThread).
-WORKER_DIED = "Worker died."
 
 
 class Worker:
@@ -77,7 +76,7 @@ class Worker:
             else:
                 with self._inside():
                     self._load(batch_size, gpu_id, limit_max_image_pixels)
-        except Exception as error:  # noqa: BLE001 - TorchServe's worker dies; we report it
+        except (Exception, SystemExit, KeyboardInterrupt) as error:  # the worker dies; we report
             self.load_error = HandlerError(
                 "initialize", _load_message(error), traceback.format_exc(), _missing_name(error)
             )
@@ -253,3 +252,28 @@ def _load_message(error: Exception) -> str:
 def _missing_name(error: Exception) -> str | None:
     missing = _missing(error)
     return missing.name if missing else None
+
+
+def run_batch(worker: Worker, batch: list[RequestInput]) -> list[Answer]:
+    """One `handle` call for `batch`; the reply mapped to HTTP answers, one per request, as
+    TorchServe's batch aggregator does. A model that failed to load answers 503 to each."""
+    if hasattr(worker, "run"):  # a model in its own process answers for itself
+        return worker.run(batch)
+    if worker.service is None:
+        return [frontend.no_worker_answer(worker.name, worker.load_error) for _ in batch]
+    try:
+        reply = worker.predict(batch)
+    except (UnicodeDecodeError, struct.error):  # ts wrote a reply its frontend cannot read
+        return [frontend.worker_died_answer() for _ in batch]  # (a non-ASCII status phrase)
+    if reply.code != 200:
+        error = worker.last_error or HandlerError("handle", reply.message)
+        return [frontend.worker_error_answer(reply.code, reply.message, error) for _ in batch]
+    by_id = {p.request_id: p for p in reply.predictions}
+    answers = []
+    for request in batch:
+        prediction = by_id[request.request_id]
+        headers = dict(prediction.headers)
+        if prediction.content_type:
+            headers["content-type"] = prediction.content_type
+        answers.append(Answer(prediction.status, prediction.body, headers))
+    return answers

@@ -4,6 +4,8 @@ TorchServe's 500 "Worker died." and the next batch finds a new one."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 
@@ -15,6 +17,8 @@ pytestmark = pytest.mark.engines
 
 EXITER = """
 import os
+import signal
+import time
 
 
 def handle(data, context):
@@ -22,7 +26,11 @@ def handle(data, context):
         return None
     bodies = [bytes(row.get("body")).decode() for row in data]
     if "exit" in bodies:
-        os._exit(3)  # the worker process dies, as with a segfault or the OOM killer
+        os._exit(3)  # the worker process dies, as with a segfault
+    if "kill" in bodies:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer ends it
+    if "hang" in bodies:
+        time.sleep(3600)
     return [f"{body} from {os.getpid()}" for body in bodies]
 """
 
@@ -32,7 +40,7 @@ def model(tmp_path):
     (tmp_path / "exiter.py").write_text(EXITER)
     torch.save({}, tmp_path / "empty.pt")
     folder = open_model(tmp_path, "exiter", handler=str(tmp_path / "exiter.py"))
-    process = ModelProcess("exiter", folder.path, batch_size=2, gpu_id=None)
+    process = ModelProcess("exiter", folder.path, batch_size=2, gpu_id=None, response_timeout=3)
     yield process
     process.close()
     folder.remove()
@@ -76,3 +84,25 @@ def test_closing_stops_the_models_process(model):
     assert not model.process.is_alive() and model.process.exitcode is not None
     with pytest.raises(OSError):
         model.pipe.send([])  # this end is closed too
+
+
+DIED = {"type": "InternalServerException", "message": "Worker died."}
+
+
+def test_a_worker_killed_by_sigkill_answers_507_as_torchserve(model):
+    # TorchServe 0.12, measured: a worker ended by SIGKILL (exit value 137) answers 507.
+    answers = model.run(requests("kill"))
+    assert [(a.status, a.json()) for a in answers] == [(507, {"code": 507, **DIED})]
+    assert [a.status for a in model.run(requests("c"))] == [200]
+
+
+def test_a_hung_handler_gets_torchservers_timeout_answer_and_the_next_batch_is_served(model):
+    # TorchServe 0.12, measured with responseTimeout=3: 500 "Worker died." after 3 s.
+    hung = model.process.pid
+    started = time.monotonic()
+    answers = model.run(requests("a", "hang"))
+    assert 3 <= time.monotonic() - started < 10
+    assert [(a.status, a.json()) for a in answers] == [(500, {"code": 500, **DIED})] * 2
+    assert not model.process.is_alive()  # killed, as TorchServe kills its worker
+    after = model.run(requests("c"))
+    assert [a.status for a in after] == [200] and model.process.pid != hung

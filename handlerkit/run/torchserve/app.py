@@ -10,21 +10,36 @@ import tempfile
 import time
 from pathlib import Path
 
+from ...serving.model_folder import mar_bytes
 from ..models import HOST, ModelSpec, Settings
-from .archive import archive
 from .server import TorchServe
 
 
 def store_models(specs: list[ModelSpec], store: Path) -> dict[str, str]:
-    """Put each model into `store` as `NAME.mar` (a folder is archived); name -> file name."""
+    """Put each model into `store` as `NAME.mar`; name -> file name. A folder is laid out as
+    on the other engines (`mar_bytes`), so every engine serves the same folders."""
     mars = {}
     for spec in specs:
-        if spec.source.is_dir():
-            mars[spec.name] = archive(spec.source, store, spec.name, handler=spec.handler).name
-        else:
-            shutil.copyfile(spec.source, store / f"{spec.name}.mar")
-            mars[spec.name] = f"{spec.name}.mar"
+        (store / f"{spec.name}.mar").write_bytes(mar_bytes(spec.source, spec.name, spec.handler))
+        mars[spec.name] = f"{spec.name}.mar"
     return mars
+
+
+def announce_ports(server: TorchServe) -> None:
+    """Every port the server opened, and what guards it (TorchServe's token, its model API)."""
+    keys = server.folder / "key_file.json" if server.token_auth else None
+    guard = f"token in {keys}" if keys else "no token"
+    api = "model API on: registers any .mar" if server.model_api else "model API off"
+    ports = server.ports
+    print(f"  management http://{HOST}:{ports['management']}  ({guard}; {api})")
+    print(f"  metrics    http://{HOST}:{ports['metrics']}")
+    print(
+        f"  gRPC       {HOST}:{ports['grpc_inference']} (inference, management on "
+        f"{ports['grpc_management']})"
+    )
+    if keys:
+        print(f"  inference needs: Authorization: Bearer {server.token('inference')}")
+    print("", end="", flush=True)
 
 
 def run_forever(specs: list[ModelSpec], settings: Settings, ready=None) -> None:
@@ -36,12 +51,27 @@ def run_forever(specs: list[ModelSpec], settings: Settings, ready=None) -> None:
     store = Path(tempfile.mkdtemp(prefix="handlerkit-store-"))
     try:
         mars = store_models(specs, store)
-        server = TorchServe(store, workers=settings.replicas, ports={"inference": settings.port})
+        batching = {
+            spec.name: {
+                "batch_size": spec.batch_size,
+                "max_batch_delay": spec.max_batch_delay,
+                "response_timeout": int(settings.response_timeout),
+            }
+            for spec in specs
+        }
+        server = TorchServe(
+            store,
+            mars,
+            workers=settings.replicas,
+            ports={"inference": settings.port},
+            token_auth=settings.token_auth,
+            model_api=settings.model_api,
+            model_settings=batching,
+        )
         with server:
-            for spec in specs:
-                server.register(spec.name, mars[spec.name], spec.batch_size, spec.max_batch_delay)
             if ready is not None:
                 ready()
+                announce_ports(server)
             while server.running:
                 time.sleep(0.5)
     finally:

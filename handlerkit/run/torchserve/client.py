@@ -41,6 +41,7 @@ def send(
     timeout: float,
     data: bytes | None = None,
     content_type: str = "application/octet-stream",
+    token: str | None = None,
 ) -> Answer:
     """Send one request straight to its host (never through a proxy) and parse the answer.
 
@@ -50,6 +51,8 @@ def send(
     parts = urllib.parse.urlsplit(url)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     headers = {"Content-Type": content_type} if data is not None else {}
+    if token is not None:  # TorchServe's token authorization
+        headers["Authorization"] = f"Bearer {token}"
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     started = time.perf_counter()
     try:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -79,9 +80,20 @@ def port_in_use(port: int) -> bool:
 
 
 def write_config(
-    workdir: Path, ports: Mapping[str, int], model_store: Path, workers: int, startup_timeout: float
+    workdir: Path,
+    ports: Mapping[str, int],
+    model_store: Path,
+    workers: int,
+    startup_timeout: float,
+    token_auth: bool = False,
+    model_api: bool = True,
+    startup_models: Mapping[str, dict] | None = None,
 ) -> Path:
-    """Write the ``config.properties`` that keeps TorchServe local, quick and quiet."""
+    """Write the ``config.properties`` that keeps TorchServe local, quick and quiet.
+
+    `token_auth` and `model_api` are TorchServe's own switches (its defaults: on, off);
+    `startup_models` (name -> TorchServe's per-model settings, with `marName`) are loaded at
+    start, the way to serve models when the model API (registration) is off."""
     cores = os.cpu_count() or 1
     lines = [
         f"inference_address=http://{HOST}:{ports['inference']}",
@@ -91,8 +103,8 @@ def write_config(
         f"grpc_inference_port={ports['grpc_inference']}",
         f"grpc_management_address={HOST}",
         f"grpc_management_port={ports['grpc_management']}",
-        "disable_token_authorization=true",
-        "enable_model_api=true",
+        f"disable_token_authorization={str(not token_auth).lower()}",
+        f"enable_model_api={str(model_api).lower()}",
         "enable_envvars_config=false",
         f"model_store={model_store}",
         f"default_workers_per_model={workers}",
@@ -106,13 +118,24 @@ def write_config(
         "unregister_model_timeout=30",
         "vmargs=-Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1",
     ]
+    if startup_models:
+        loads = ",".join(f"{name}={m['marName']}" for name, m in startup_models.items())
+        models = {name: {m.pop("version"): m} for name, m in startup_models.items()}
+        lines += [f"load_models={loads}", f"models={json.dumps(models)}"]
     path = workdir / "config.properties"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 def launch(
-    workdir: Path, log_dir: Path, model_store: Path, config: Path, log_config: Path, java: str
+    workdir: Path,
+    log_dir: Path,
+    model_store: Path,
+    config: Path,
+    log_config: Path,
+    java: str,
+    token_auth: bool = False,
+    model_api: bool = True,
 ) -> subprocess.Popen:
     """Start ``torchserve --foreground`` in its own process group inside the work folder."""
     folder = str(workdir)
@@ -131,8 +154,9 @@ def launch(
         "--model-store", str(model_store),
         "--ts-config", str(config),
         "--log-config", str(log_config),
-        "--disable-token-auth", "--enable-model-api",
     ]  # fmt: skip
+    command += [] if token_auth else ["--disable-token-auth"]
+    command += ["--enable-model-api"] if model_api else []
     console = open(workdir / "console.log", "wb")  # noqa: SIM115
     try:
         return subprocess.Popen(

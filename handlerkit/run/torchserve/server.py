@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import atexit
 import http.client
+import json
 import os
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ import tempfile
 import time
 import urllib.parse
 import weakref
+import zipfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -53,6 +55,9 @@ class TorchServe:
         startup_timeout: float = 120,
         log_dir: str | os.PathLike | None = None,
         ports: Mapping[str, int] | None = None,
+        token_auth: bool = False,
+        model_api: bool = True,
+        model_settings: Mapping[str, Mapping[str, int]] | None = None,
     ) -> None:
         """Describe the server; nothing starts before `start()` or `with`.
 
@@ -66,6 +71,11 @@ class TorchServe:
             startup_timeout: Seconds allowed for the server, and for each model, to get ready.
             log_dir: Where the logs go; defaults to a temporary folder removed at stop.
             ports: Fixed ports by endpoint name; the others are picked free.
+            token_auth: TorchServe's token authorization (its default: on); the keys are in
+                `key_file.json` in the server's folder, and this object sends them.
+            model_api: TorchServe's model API, registration over HTTP (its default: off).
+                Off: `models` are loaded at start, and `register` is refused.
+            model_settings: Per model: `batch_size`, `max_batch_delay`, `response_timeout`.
         """
         self.model_store = Path(model_store).resolve()
         self.models = dict(models or {})
@@ -75,6 +85,8 @@ class TorchServe:
         self.startup_timeout = startup_timeout
         self._log_dir_arg = Path(log_dir).resolve() if log_dir is not None else None
         self._fixed_ports = dict(ports or {})
+        self.token_auth, self.model_api = token_auth, model_api
+        self.model_settings = {name: dict(s) for name, s in (model_settings or {}).items()}
         self.log_dir: Path | None = self._log_dir_arg
         self.ports: dict[str, int] = {}
         self._process: subprocess.Popen | None = None
@@ -166,16 +178,33 @@ class TorchServe:
         self.log_dir = self._log_dir_arg or self._workdir / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         config = write_config(
-            self._workdir, self.ports, self.model_store, self.workers, self.startup_timeout
+            self._workdir,
+            self.ports,
+            self.model_store,
+            self.workers,
+            self.startup_timeout,
+            self.token_auth,
+            self.model_api,
+            None if self.model_api else self._startup_models(),
         )
         _LIVE.add(self)
         try:
             self._process = launch(
-                self._workdir, self.log_dir, self.model_store, config, LOG_CONFIG, java
+                self._workdir,
+                self.log_dir,
+                self.model_store,
+                config,
+                LOG_CONFIG,
+                java,
+                self.token_auth,
+                self.model_api,
             )
             self._wait_until_up()
             for name, mar in self.models.items():
-                self.register(name, mar)
+                if self.model_api:
+                    self.register(name, mar, **self.model_settings.get(name, {}))
+                else:  # loaded at start: wait for its workers
+                    self._wait_until_ready(name, self.workers, (0, 0))
         except BaseException:
             self.stop()
             raise
@@ -199,7 +228,8 @@ class TorchServe:
 
     def _answers(self, endpoint: str, path: str) -> bool:
         try:
-            return send("GET", self._url(endpoint) + path, timeout=2).status == 200
+            answer = send("GET", self._url(endpoint) + path, 2, token=self.token(endpoint))
+            return answer.status == 200
         except OSError:
             return False
 
@@ -213,6 +243,40 @@ class TorchServe:
                 "or leave ports=None to pick free ones"
             )
         return f"{reason}.\n{self.logs(tail=40, files=('console.log', 'ts_log.log'))}"
+
+    @property
+    def folder(self) -> Path | None:
+        """The server's working folder (its config, `key_file.json`); None when stopped."""
+        return self._workdir
+
+    def token(self, endpoint: str) -> str | None:
+        """The key TorchServe wants for `endpoint` ("inference", "management"), or None when
+        token authorization is off (read from the `key_file.json` it writes at start)."""
+        if not self.token_auth or endpoint not in ("inference", "management"):
+            return None
+        try:
+            keys = json.loads((self._workdir / "key_file.json").read_text())
+        except (OSError, ValueError, TypeError):
+            return None  # not written yet
+        return keys[endpoint]["key"]
+
+    def _startup_models(self) -> dict[str, dict]:
+        """TorchServe's `models` setting: each model's .mar, version, workers and batching."""
+        loads = {}
+        for name, mar in self.models.items():
+            settings = self.model_settings.get(name, {})
+            path = Path(mar_in_store(self.model_store, mar))
+            loads[name] = {
+                "marName": path.name,
+                "version": _mar_version(self.model_store / path.name),
+                "defaultVersion": True,
+                "minWorkers": self.workers,
+                "maxWorkers": self.workers,
+                "batchSize": settings.get("batch_size", self.batch_size),
+                "maxBatchDelay": settings.get("max_batch_delay", self.max_batch_delay),
+                "responseTimeout": settings.get("response_timeout", int(REQUEST_TIMEOUT_S)),
+            }
+        return loads
 
     def stop(self) -> None:
         """Stop TorchServe and its workers (SIGTERM, then SIGKILL), and remove temp folders."""
@@ -236,6 +300,7 @@ class TorchServe:
         max_batch_delay: int | None = None,
         workers: int | None = None,
         replace: bool = True,
+        response_timeout: int | None = None,
     ) -> dict:
         """Register a `.mar` and wait until its workers are READY.
 
@@ -248,6 +313,7 @@ class TorchServe:
             workers: Worker processes; None: the server's. 0 registers the model with no
                 worker (TorchServe's default), ready to scale later.
             replace: Unregister a model already registered under `name` first.
+            response_timeout: Seconds a batch may take (TorchServe's `responseTimeout`).
 
         Returns:
             The model description from `GET /models/<name>`.
@@ -266,8 +332,10 @@ class TorchServe:
             "initial_workers": self.workers if workers is None else workers,
             "synchronous": "false",
         }
+        if response_timeout is not None:
+            params["response_timeout"] = int(response_timeout)
         url = f"{self.management_url}/models?{urllib.parse.urlencode(params)}"
-        answer = send("POST", url, timeout=self.startup_timeout)
+        answer = send("POST", url, self.startup_timeout, token=self.token("management"))
         if not answer.ok:
             raise ServeError(f"TorchServe refused to register {name} from {mar}: {answer.body}")
         return self._wait_until_ready(name, params["initial_workers"], offsets)
@@ -282,7 +350,7 @@ class TorchServe:
             True when a model was unregistered.
         """
         url = f"{self.management_url}/models/{urllib.parse.quote(name)}"
-        answer = send("DELETE", url, timeout=60)
+        answer = send("DELETE", url, 60, token=self.token("management"))
         if answer.status == 404:
             return False
         if not answer.ok:
@@ -291,7 +359,8 @@ class TorchServe:
 
     def describe(self, name: str) -> dict:
         """Return `GET /models/<name>` (batch size, workers and their status)."""
-        answer = send("GET", f"{self.management_url}/models/{urllib.parse.quote(name)}", 10)
+        url = f"{self.management_url}/models/{urllib.parse.quote(name)}"
+        answer = send("GET", url, 10, token=self.token("management"))
         if not answer.ok:
             raise ServeError(f"model {name} is not registered: {answer.body}")
         return answer.body[0]
@@ -349,7 +418,7 @@ class TorchServe:
             request before reading it all (413: the body is over its max_request_size).
         """
         url = f"{self.inference_url}/predictions/{urllib.parse.quote(name)}"
-        return send("POST", url, REQUEST_TIMEOUT_S, data, content_type)
+        return send("POST", url, REQUEST_TIMEOUT_S, data, content_type, self.token("inference"))
 
     def predict_many(
         self,
@@ -410,3 +479,10 @@ def _stop_all() -> None:
     """Safety net: stop every server still running when Python exits."""
     for server in list(_LIVE):
         server.stop()
+
+
+def _mar_version(mar: Path) -> str:
+    """The model version a `.mar`'s manifest declares (TorchServe keys its settings by it)."""
+    with zipfile.ZipFile(mar) as archive:
+        manifest = json.loads(archive.read("MAR-INF/MANIFEST.json"))
+    return str(manifest["model"].get("modelVersion", "1.0"))
