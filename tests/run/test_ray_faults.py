@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from test_engine_faults import DIED, FAULTY, post, wait_until_served
 
 from handlerkit.run.child import EngineServer, _cmdline, descendants
+from tests.run.test_engine_faults import DIED, FAULTY, post, wait_until_served
 
 pytestmark = [pytest.mark.engines]
 TIMEOUT_S = 3

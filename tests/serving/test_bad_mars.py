@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from handlerkit.errors import ModelLoadError
-from handlerkit.offline import OfflineServer, store
+from handlerkit.offline import OfflineServer
+from handlerkit.serving import model_folder as store
 
 HANDLER = b"def handle(data, context):\n    return None if data is None else ['ok'] * len(data)\n"
 MANIFEST = {"runtime": "python", "model": {"modelName": "m", "handler": "h.py"}}
