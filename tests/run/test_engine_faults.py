@@ -26,13 +26,16 @@ TIMEOUT_S = 3
 DIED = b'{\n  "code": 500,\n  "type": "InternalServerException",\n  "message": "Worker died."\n}\n'
 
 
-@pytest.fixture(scope="module")
-def litserve(tmp_path_factory):
+def faulty_server(tmp_path_factory, engine: str) -> EngineServer:
+    """The faulty handler on `engine`, with a short response timeout (start it with `with`)."""
     folder = tmp_path_factory.mktemp("faulty")
     (folder / "faulty.py").write_text(FAULTY.read_text())
-    with EngineServer(
-        {"faulty": folder}, "litserve", handler="faulty.py", response_timeout=TIMEOUT_S
-    ) as server:
+    return EngineServer({"faulty": folder}, engine, handler="faulty.py", response_timeout=TIMEOUT_S)
+
+
+@pytest.fixture(scope="module")
+def litserve(tmp_path_factory):
+    with faulty_server(tmp_path_factory, "litserve") as server:
         yield server
 
 

@@ -11,20 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from handlerkit.run.child import EngineServer, _cmdline, descendants
-from tests.run.test_engine_faults import DIED, FAULTY, post, wait_until_served
+from handlerkit.run.child import _cmdline, descendants
+from tests.run.test_engine_faults import DIED, TIMEOUT_S, faulty_server, post, wait_until_served
 
 pytestmark = [pytest.mark.engines]
-TIMEOUT_S = 3
 
 
 @pytest.fixture(scope="module")
 def ray_server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("faulty")
-    (folder / "faulty.py").write_text(FAULTY.read_text())
-    with EngineServer(
-        {"faulty": folder}, "ray", handler="faulty.py", response_timeout=TIMEOUT_S
-    ) as server:
+    with faulty_server(tmp_path_factory, "ray") as server:
         yield server
 
 
