@@ -217,6 +217,7 @@ def start_ray(specs: list[ModelSpec], settings: Settings) -> str | None:
     ray.init(
         num_cpus=max(os.cpu_count() or 1, replicas),
         include_dashboard=False,
+        dashboard_host="127.0.0.1",  # what of the dashboard still starts (its head, agents)
         _temp_dir=temp,
         _node_ip_address="127.0.0.1",
         **quiet,

@@ -42,9 +42,9 @@ def cluster():
     """
     temp = tempfile.mkdtemp(prefix="hk-rc-")  # short: Ray's socket paths must fit 107 bytes
     port = free_port()
-    common = ["--block", "--num-cpus=1", "--disable-usage-stats"]
+    common = ["--block", "--num-cpus=1", "--disable-usage-stats", "--node-ip-address=127.0.0.1"]
     head_command = [str(RAY), "start", "--head", f"--port={port}", f"--temp-dir={temp}"]
-    head_command += ["--include-dashboard=false", *common]
+    head_command += ["--include-dashboard=false", "--dashboard-host=127.0.0.1", *common]
     node_command = [str(RAY), "start", f"--address=127.0.0.1:{port}", *common]
     log = open(Path(temp) / "ray-start.log", "wb")  # noqa: SIM115 - closed below
     nodes = []
