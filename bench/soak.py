@@ -31,8 +31,9 @@ EXPECTED = {"hang": 500, "exit": 500, "kill": 507}
 TIMEOUT_S = 2
 
 
-def one(port: int, kind: str) -> bool | None:
-    """Send one request; True when the answer is right, False when wrong, None when none came."""
+def one(port: int, kind: str) -> tuple[bool | None, int | None]:
+    """Send one request: (True when the answer is right, False when wrong, None when none came;
+    its status)."""
     body = os.urandom(64).hex().encode() if kind == "garbage" else kind.encode()
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT_S + 120)
     try:
@@ -40,12 +41,12 @@ def one(port: int, kind: str) -> bool | None:
         response = connection.getresponse()
         status, text = response.status, response.read()
     except (OSError, http.client.HTTPException):
-        return None
+        return None, None
     finally:
         connection.close()
     if kind in EXPECTED:
-        return status == EXPECTED[kind] and b"Worker died." in text
-    return status == 200 and text.startswith(body + b" from ")
+        return status == EXPECTED[kind] and b"Worker died." in text, status
+    return status == 200 and text.startswith(body + b" from "), status
 
 
 def memory_mb(pid: int) -> float:
@@ -75,8 +76,10 @@ def soak(engine: str, minutes: float, threads: int) -> dict:
             def client() -> None:
                 while time.monotonic() < deadline:
                     kind = random.choice(kinds)
-                    right = one(server.port, kind)
+                    right, status = one(server.port, kind)
                     with lock:
+                        if not right:
+                            counts[f"wrong: {kind} -> {status}"] += 1
                         counts["sent"] += 1
                         counts["answered"] += right is not None
                         counts["right"] += bool(right)
@@ -107,6 +110,8 @@ def main() -> None:
         print(f"{engine:<11} {r['sent']:>6} {r['answered']:>8} {r['right']:>6} "
               f"{r['restarts']:>8} {r['start_mb']:>8.0f} {r['end_mb']:>7.0f}  "
               f"{r['server_alive']}", flush=True)  # fmt: skip
+        for key in sorted(k for k in r if k.startswith("wrong")):
+            print(f"    {key}: {r[key]}")
 
 
 if __name__ == "__main__":
