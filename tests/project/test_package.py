@@ -5,7 +5,8 @@ packages), installs the wheel with the README's `pip install` line (only the whe
 for the repository's address; pip resolves every dependency), copies the series out with
 `handlerkit notebooks`, and executes every notebook with Java hidden: those the README's table says
 run with that line must run, the others must stop in their first cell with one line naming what
-to install. Slow (about 9 minutes on 2 busy cores): deselect with `-m "not package"`.
+to install. Slow (measured on 2 shared cores under heavy load: about 16 minutes to build and
+install, then several minutes per notebook, notebook 05 the longest): `-m "not package"` skips it.
 """
 
 from __future__ import annotations
