@@ -165,3 +165,14 @@ def test_a_worker_that_dies_writing_the_reply_answers_as_torchserve(server, real
     while send(real_torchserve, "POST", "/predictions/breaker", b"fine")[0] != 200:
         assert time.monotonic() < deadline, "TorchServe did not restart the breaker's worker"
         time.sleep(1)
+
+
+@pytest.mark.parametrize("kind", REJECTED)
+def test_run_trace_draws_a_picture_whatever_the_handler_returned(tmp_path, capsys, kind):
+    request, picture = tmp_path / f"{kind}.txt", tmp_path / f"{kind}.png"
+    request.write_bytes(kind.encode())
+    handler = str(HANDLERS / "contract_breaker.py")
+    args = ["run", str(samples.MNIST_DIR), str(request), "--handler", handler, "--trace"]
+    assert main([*args, str(picture)]) == 1
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "TorchServe requires" in capsys.readouterr().out
