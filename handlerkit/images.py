@@ -44,12 +44,17 @@ def request_payload(row: Any) -> Any:
         )
     if "data" not in row and "body" not in row:  # a form body: TorchServe split it into fields
         fields = ", ".join(repr(str(name)[:20]) for name in list(row)[:3])
+        cause = (
+            "a body sent as application/x-www-form-urlencoded (what curl -d and urllib send by "
+            "default) is split into fields"
+            if fields
+            else "TorchServe found no field in the form (a multipart form without its closing "
+            "boundary, or a url-encoded body with no '=', which curl -d sends for a file)"
+        )
         raise RequestError(
-            f"no 'data' or 'body' in this request, only form fields ({fields or 'none'}): a "
-            "body sent as application/x-www-form-urlencoded (what curl -d and urllib send by "
-            "default) is split into fields; send the image as application/octet-stream (curl "
-            "--data-binary @image.png -H 'Content-Type: application/octet-stream') or as a form "
-            "field 'data'"
+            f"no 'data' or 'body' in this request, only form fields ({fields or 'none'}): "
+            f"{cause}; send the image as application/octet-stream (curl --data-binary "
+            "@image.png -H 'Content-Type: application/octet-stream') or as a form field 'data'"
         )
     payload = row.get("data") or row.get("body")
     if payload is None or (hasattr(payload, "__len__") and len(payload) == 0):
