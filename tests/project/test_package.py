@@ -173,7 +173,7 @@ def test_wheel_ships_the_model_folders_and_the_series(wheel):
 def test_installed_package_uses_its_own_folders(learner, elsewhere):
     probe = (
         "import json, handlerkit\n"
-        "from handlerkit import notebooks, samples\n"
+        "from handlerkit import samples\nfrom handlerkit.course import notebooks\n"
         "folders = [samples.MNIST_DIR, samples.DENSENET_DIR, samples.EFFICIENTNET_DIR,"
         " notebooks.SERIES_DIR]\n"
         "print(json.dumps([handlerkit.__file__] + [str(f) for f in folders if f.is_dir()]))\n"
