@@ -48,6 +48,15 @@ MISLEADING = {
 
 
 @pytest.fixture(scope="module")
+def breaker_mar(tmp_path_factory):
+    """The contract breaker as a `.mar`, as a user runs a production model."""
+    from handlerkit.serve import archive
+
+    store = tmp_path_factory.mktemp("store")
+    return archive(samples.MNIST_DIR, store, "breaker", handler=HANDLERS / "contract_breaker.py")
+
+
+@pytest.fixture(scope="module")
 def server():
     handlers = {
         "breaker": HANDLERS / "contract_breaker.py",
@@ -119,12 +128,13 @@ def test_status_set_for_the_first_row_only_is_named():
     assert found and "answer[2] with status 200" in str(found[0]) and "idx" in found[0].fix
 
 
-@pytest.mark.parametrize("kind", ["dict", "none", "spread", "tensor_inside", "header_int"])
-def test_run_prints_stage_returned_required_and_fix_in_30_lines(tmp_path, capsys, kind):
+@pytest.mark.parametrize("kind", REJECTED)
+def test_run_prints_stage_returned_required_and_fix_in_30_lines(
+    breaker_mar, tmp_path, capsys, kind
+):
     request = tmp_path / f"{kind}.txt"
     request.write_bytes(kind.encode())
-    handler = str(HANDLERS / "contract_breaker.py")
-    code = main(["run", str(samples.MNIST_DIR), str(request), "--handler", handler])
+    code = main(["run", str(breaker_mar), str(request)])
     out = capsys.readouterr().out
     assert code == 1
     assert "-- the handler failed in handle:" in out
@@ -168,11 +178,12 @@ def test_a_worker_that_dies_writing_the_reply_answers_as_torchserve(server, real
 
 
 @pytest.mark.parametrize("kind", REJECTED)
-def test_run_trace_draws_a_picture_whatever_the_handler_returned(tmp_path, capsys, kind):
+def test_run_trace_draws_a_picture_whatever_the_handler_returned(
+    breaker_mar, tmp_path, capsys, kind
+):
     request, picture = tmp_path / f"{kind}.txt", tmp_path / f"{kind}.png"
     request.write_bytes(kind.encode())
-    handler = str(HANDLERS / "contract_breaker.py")
-    args = ["run", str(samples.MNIST_DIR), str(request), "--handler", handler, "--trace"]
+    args = ["run", str(breaker_mar), str(request), "--trace"]
     assert main([*args, str(picture)]) == 1
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "TorchServe requires" in capsys.readouterr().out
