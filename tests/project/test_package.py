@@ -128,7 +128,7 @@ def wheel(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def learner(wheel, tmp_path_factory) -> dict:
+def learner(wheel, tmp_path_factory):
     """A fresh virtual environment with the wheel installed by the README's line; its env."""
     tmp = tmp_path_factory.mktemp("learner")
     venv = tmp / "venv"
@@ -143,7 +143,9 @@ def learner(wheel, tmp_path_factory) -> dict:
     requirement = f"{wheel}{extras}"  # the README's line, with this wheel's path
     run([venv / "bin" / "python", "-m", "pip", "install", requirement], cwd=tmp, env=env)
     assert shutil.which("java", path=env["PATH"]) is None
-    return {"python": venv / "bin" / "python", "bin": venv / "bin", "env": env, "site": venv}
+    yield {"python": venv / "bin" / "python", "bin": venv / "bin", "env": env, "site": venv}
+    # 6.5 GB (torch's CUDA build): pytest keeps its last three temp folders, which filled the disk
+    shutil.rmtree(venv, ignore_errors=True)
 
 
 @pytest.fixture
