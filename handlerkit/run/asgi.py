@@ -13,6 +13,7 @@ from __future__ import annotations
 import socket
 
 from ..serving.frontend import MAX_REQUEST_SIZE, Answer, Job, admit, error_answer
+from ..serving.versions import Versions
 
 MAX_HEADER_SIZE = 8192  # Netty's, in TorchServe 0.12: 8,000 bytes of headers pass, 9,000 get 400
 # The most of a request head (request line and headers) the HTTP parser buffers; past it the
@@ -41,7 +42,7 @@ def bind(host: str, port: int) -> socket.socket:
     return bound
 
 
-async def admit_request(scope: dict, receive, models, versions=None) -> Answer | Job:
+async def admit_request(scope: dict, receive, served: Versions) -> Answer | Job:
     """The request read and put through TorchServe's frontend rules: the frontend's own `Answer`
     (`/ping`, unknown paths, models and versions, headers or a body over the limits) or the
     model's `Job`. Header names reach the handler as the client wrote them, as on TorchServe."""
@@ -63,7 +64,7 @@ async def admit_request(scope: dict, receive, models, versions=None) -> Answer |
     query = scope.get("query_string", b"").decode("latin-1")
     path = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
     path += f"?{query}" if query else ""
-    answer = admit(path, body, headers, models, scope["method"], versions)
+    answer = admit(path, body, headers, served, scope["method"])
     if scope["method"] == "HEAD" and isinstance(answer, Answer):
         answer = Answer(answer.status, b"", answer.headers, answer.error)
     return answer

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .models import ENGINES, HOST, RESPONSE_TIMEOUT_S, Settings
@@ -35,7 +35,8 @@ class EngineServer:
             server.url  # http://127.0.0.1:PORT/predictions/mnist takes the digit's PNG
 
     Args:
-        models: Model name -> a `.mar` file or a model folder.
+        models: Model name -> a `.mar` file or a model folder, or a list of `.mar` files: the
+            model's versions side by side (the first is the default).
         engine: "torchserve", "litserve" or "ray".
         batch_size: Largest batch per `handle` call: one int, or {name: int}.
         max_batch_delay: Milliseconds to fill a batch: one int, or {name: int}.
@@ -47,7 +48,7 @@ class EngineServer:
 
     def __init__(
         self,
-        models: Mapping[str, str | os.PathLike],
+        models: Mapping[str, str | os.PathLike | Sequence[str | os.PathLike]],
         engine: str,
         batch_size: int | Mapping[str, int] = 1,
         max_batch_delay: int | Mapping[str, int] = 100,
@@ -57,7 +58,12 @@ class EngineServer:
     ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
-        self.models = {name: Path(source) for name, source in models.items()}
+        self.models = {
+            name: [Path(s) for s in sources]
+            if isinstance(sources, (list, tuple))
+            else [Path(sources)]
+            for name, sources in models.items()
+        }
         self.engine, self.handler, self.startup_timeout = engine, handler, startup_timeout
         self.batch_size, self.max_batch_delay = batch_size, max_batch_delay
         # A local helper whose clients carry no keys: TorchServe's token authorization off
@@ -77,7 +83,7 @@ class EngineServer:
         """The command line this server runs."""
         s = self.settings
         argv = [sys.executable, "-m", "handlerkit", "serve"]
-        argv += [f"{name}={source}" for name, source in self.models.items()]
+        argv += [f"{name}={source}" for name, sources in self.models.items() for source in sources]
         argv += ["--engine", self.engine, "--port", str(self.port), "--host", s.host]
         argv += _per_model("--batch-size", self.batch_size)
         argv += _per_model("--max-batch-delay", self.max_batch_delay)

@@ -50,12 +50,12 @@ def run_command(args: argparse.Namespace) -> int:
         with tracing.trace(server.handler(name), capture=capture) as trace:
             if args.batch:
                 answers = server.batch(path, bodies)
-                warnings = [server.workers[name].last_warnings] + [[]] * (len(answers) - 1)
+                warnings = [server.worker(name).last_warnings] + [[]] * (len(answers) - 1)
             else:
                 answers, warnings = [], []
                 for body in bodies:
                     answers.append(server.request("POST", path, *body))
-                    warnings.append(server.workers[name].last_warnings)
+                    warnings.append(server.worker(name).last_warnings)
     for source, answer, warned in zip(args.inputs, answers, warnings):
         print(f"== {source}")
         _print_answer(answer, trace)

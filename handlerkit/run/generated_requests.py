@@ -70,7 +70,7 @@ def _prediction_path(rng: random.Random, model: str) -> str:
     api = rng.choice(["predictions"] * 5 + ["explanations"])
     path = rng.choice(
         [f"/{api}/{model}"] * 6
-        + [f"/{api}/{model}/", f"/{api}/{model}/1.0", f"/{api}/{model}/2.0"]
+        + [f"/{api}/{model}/", f"/{api}/{model}/1.0", f"/{api}/{model}/2.0", f"/{api}/{model}/3.0"]
         + [f"/{api}/{model}/1.0/", f"/{api}/{model}/1.0/extra/path"]
     )
     return path + _query(rng)

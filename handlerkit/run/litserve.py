@@ -37,9 +37,10 @@ from litserve.utils import LitAPIStatus, ResponseBufferItem
 
 from ..serving.frontend import Answer, RequestInput, error_answer, worker_died_answer
 from ..serving.model_folder import ModelFolder, open_model
+from ..serving.versions import Key, Versions
 from .asgi import admit_request, case_keeping_protocol, send_answer
 from .model_process import ModelProcess
-from .models import ModelSpec, Settings
+from .models import ModelSpec, Settings, served
 
 API_PREFIX = "/handlerkit-model/"  # LitServe's endpoints (unused: the frontend goes round them)
 WATCH_EVERY_S = 0.2  # how often the worker watch looks for a dead LitAPI worker
@@ -99,10 +100,11 @@ class ModelAPI(ls.LitAPI):
         super().__init__(
             max_batch_size=spec.batch_size,
             batch_timeout=spec.max_batch_delay / 1000,
-            api_path=API_PREFIX + urllib.parse.quote(spec.name, safe=""),
+            api_path=API_PREFIX + "/".join(urllib.parse.quote(k, safe="") for k in spec.key),
             loop=GatheringLoop() if spec.batch_size > 1 else "auto",
         )
         self.name, self.folder, self.batch_size = spec.name, folder, spec.batch_size
+        self.key = spec.key
         self.response_timeout = response_timeout
         self.worker: ModelProcess | None = None
 
@@ -201,17 +203,17 @@ class WorkerWatch:
                 if process.is_alive() or self.stopping.is_set():
                     continue
                 api, worker_id = self.apis[index // per_api], index % per_api
-                self.deaths.put((api.name, worker_id, process.exitcode))
+                self.deaths.put((api.key, worker_id, process.exitcode))
                 workers[index] = self.server.launch_single_inference_worker(api, worker_id)
 
-    def listen(self, handlers: dict[str, ModelRequests]) -> None:
+    def listen(self, handlers: dict[Key, ModelRequests]) -> None:
         """In the API server: answer the requests of each worker reported dead."""
         loop = asyncio.get_running_loop()
 
         def read() -> None:
             while True:
-                name, worker_id, exitcode = self.deaths.get()
-                loop.call_soon_threadsafe(handlers[name].worker_died, worker_id, exitcode)
+                key, worker_id, exitcode = self.deaths.get()
+                loop.call_soon_threadsafe(handlers[key].worker_died, worker_id, exitcode)
 
         threading.Thread(target=read, daemon=True, name="handlerkit-deaths").start()
 
@@ -233,15 +235,15 @@ class TorchServeFrontend:
 
     Args:
         app: LitServe's FastAPI app (what the middleware wraps).
-        handlers: The request handler for each model's LitAPI, by model name.
+        handlers: The request handler for each model's LitAPI, by (name, version).
         watch: What reports dead workers to this (the API server's) process.
-        versions: Each model's version (its manifest's), by model name.
+        served: The models' versions, and each model's default.
     """
 
     def __init__(
-        self, app, handlers: dict[str, ModelRequests], watch: WorkerWatch, versions: dict[str, str]
+        self, app, handlers: dict[Key, ModelRequests], watch: WorkerWatch, served: Versions
     ) -> None:
-        self.app, self.handlers, self.watch, self.versions = app, handlers, watch, versions
+        self.app, self.handlers, self.watch, self.served = app, handlers, watch, served
         self.listening = False
 
     async def __call__(self, scope, receive, send) -> None:
@@ -250,9 +252,9 @@ class TorchServeFrontend:
             self.watch.listen(self.handlers)
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        outcome = await admit_request(scope, receive, self.handlers, self.versions)
+        outcome = await admit_request(scope, receive, self.served)
         if not isinstance(outcome, Answer):
-            outcome = await self.handlers[outcome.model].answer(outcome.request)
+            outcome = await self.handlers[outcome.key].answer(outcome.request)
         await send_answer(outcome, scope, receive, send)
 
 
@@ -262,7 +264,7 @@ def build(
     """A `LitServer` for unpacked models, TorchServe's API in front, and the watch that restarts
     its workers (neither started)."""
     timeout = settings.response_timeout
-    apis = {spec.name: ModelAPI(spec, str(folder.path), timeout) for spec, folder in models.items()}
+    apis = {spec.key: ModelAPI(spec, str(folder.path), timeout) for spec, folder in models.items()}
     server = ls.LitServer(
         list(apis.values()),
         accelerator="auto",
@@ -271,10 +273,10 @@ def build(
         restart_workers=True,  # the workers name themselves in each request's START message
     )
     watch = WorkerWatch(server, list(apis.values()))
-    handlers = {name: ModelRequests(api, server, timeout) for name, api in apis.items()}
+    handlers = {key: ModelRequests(api, server, timeout) for key, api in apis.items()}
     # Outermost: the request never reaches LitServe's routes and middlewares (gzip).
-    versions = {spec.name: folder.version for spec, folder in models.items()}
-    server.app.add_middleware(TorchServeFrontend, handlers=handlers, watch=watch, versions=versions)
+    table = served(list(models))
+    server.app.add_middleware(TorchServeFrontend, handlers=handlers, watch=watch, served=table)
     return server, watch
 
 

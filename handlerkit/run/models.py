@@ -9,6 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..serving.model_folder import DEFAULT_VERSION, version_of
+from ..serving.versions import Key, Versions
+
 ENGINES = ("torchserve", "litserve", "ray")
 HOST = "127.0.0.1"  # every server handlerkit starts listens on this address only
 RESPONSE_TIMEOUT_S = 120  # TorchServe's default_response_timeout (a model's responseTimeout)
@@ -17,13 +20,20 @@ RESPONSE_TIMEOUT_S = 120  # TorchServe's default_response_timeout (a model's res
 @dataclass(frozen=True)
 class ModelSpec:
     """One model to serve: its name in `/predictions/{name}`, a `.mar` or a model folder, and
-    how its requests are batched (TorchServe's `batch_size` and `max_batch_delay` in ms)."""
+    how its requests are batched (TorchServe's `batch_size` and `max_batch_delay` in ms).
+    `version`: its manifest's (a model folder's: "1.0"); several versions of a name are served
+    side by side, at `/predictions/{name}/{version}`."""
 
     name: str
     source: Path
     handler: str | None = None  # for a model folder: what `torch-model-archiver --handler` takes
     batch_size: int = 1
     max_batch_delay: int = 100
+    version: str = DEFAULT_VERSION
+
+    @property
+    def key(self) -> Key:
+        return self.name, self.version
 
 
 @dataclass(frozen=True)
@@ -57,8 +67,10 @@ def parse_models(
 ) -> list[ModelSpec]:
     """`["mnist=data/mnist", "dn=densenet.mar"]` -> model specs; each source must exist.
 
+    A name given twice serves two versions side by side, as TorchServe's `--models m=a.mar
+    m=b.mar` (each `.mar` its own manifest version); the first is the default.
     `batch_size` and `max_batch_delay`: one value for every model, or {name: value} (the
-    others keep TorchServe's defaults, 1 and 100 ms).
+    others keep TorchServe's defaults, 1 and 100 ms); every version of a name gets its value.
     """
     specs = []
     for item in items:
@@ -71,15 +83,20 @@ def parse_models(
         size, delay = setting_for(batch_size, name, 1), setting_for(max_batch_delay, name, 100)
         if size < 1 or delay < 0:
             raise ValueError(f"{name}: batch size {size} and delay {delay} ms: use >= 1 and >= 0")
-        specs.append(ModelSpec(name, path, handler if path.is_dir() else None, size, delay))
+        folder_handler = handler if path.is_dir() else None
+        specs.append(ModelSpec(name, path, folder_handler, size, delay, version_of(path)))
     names = [spec.name for spec in specs]
-    if len(set(names)) != len(names):
-        raise ValueError(f"model names repeat in {names}: give each model its own name")
+    served(specs)  # the same version of a name twice: a clear error now, not at the first request
     for setting in (batch_size, max_batch_delay):
         unknown = set(setting) - set(names) if isinstance(setting, Mapping) else set()
         if unknown:
             raise ValueError(f"batch settings name {sorted(unknown)}, not served here: {names}")
     return specs
+
+
+def served(specs: list[ModelSpec]) -> Versions:
+    """The frontend's table of what `specs` serve: each name's versions, the first the default."""
+    return Versions(spec.key for spec in specs)
 
 
 def per_model(values: list[str] | None, default: int) -> int | dict[str, int]:

@@ -18,11 +18,13 @@ from collections.abc import Mapping, Sequence
 from ..serving import frontend
 from ..serving.frontend import Answer, HandlerError, Job
 from ..serving.model_folder import open_model
+from ..serving.versions import Key, Versions
 from ..serving.worker import Worker, run_batch
 from .host_state import HostState
 from .models import setting_for
 
 Headers = Mapping[str, str] | None
+Source = str | os.PathLike
 
 
 class OfflineServer:
@@ -34,7 +36,9 @@ class OfflineServer:
             answer.status, answer.body, answer.error
 
     Args:
-        models: Model name -> a `.mar` file, an unpacked `.mar`, or a model folder.
+        models: Model name -> a `.mar` file, an unpacked `.mar`, or a model folder; or a list
+            of `.mar` files, the model's versions side by side (each its manifest's version;
+            the first is the default, as TorchServe's `--models m=a.mar m=b.mar`).
         batch_size: Largest batch per `handle` call: one int, or {name: int}. `batch()` splits
             its requests into calls of at most this many; None: one call for all of them.
         handler: For model folders, what `torch-model-archiver --handler` takes (a builtin
@@ -49,7 +53,7 @@ class OfflineServer:
 
     def __init__(
         self,
-        models: Mapping[str, str | os.PathLike],
+        models: Mapping[str, Source | Sequence[Source]],
         batch_size: int | Mapping[str, int] | None = None,
         handler: str | Mapping[str, str] | None = None,
         gpu_id: int | None = None,
@@ -62,7 +66,10 @@ class OfflineServer:
                 "response_timeout needs isolate=True: a hung handler in this process's thread "
                 "cannot be stopped, its own process can"
             )
-        self.models = dict(models)
+        self.models = {
+            name: list(sources) if isinstance(sources, (list, tuple)) else [sources]
+            for name, sources in models.items()
+        }
         self.isolate, self.response_timeout = isolate, response_timeout
         self._turn = threading.Lock()  # one request or batch at a time
         self._host: HostState | None = None
@@ -70,7 +77,9 @@ class OfflineServer:
         self._handler = handler
         self.gpu_id = gpu_id
         self.limit_max_image_pixels = limit_max_image_pixels
-        self.workers: dict[str, Worker] = {}
+        self.workers: dict[Key, Worker] = {}  # (name, version) -> its worker
+        self.served = Versions()
+        self._sources: dict[Key, Source] = {}
         weakref.finalize(self, _close_all, self.workers)  # unpacked folders go with the server
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -84,17 +93,22 @@ class OfflineServer:
         """Unpack and load every model (a model that fails to load answers 503, as TorchServe)."""
         if self._host is None:
             self._host = HostState.save()
+        if self.workers:
+            return self
         try:
-            for name in self.models:
-                if name not in self.workers:
-                    self.workers[name] = self._load(name)
+            for name, sources in self.models.items():
+                for source in sources:
+                    worker = self._load(name, source)
+                    key = name, worker.folder.version
+                    self.workers[key], self._sources[key] = worker, source
+                    self.served.add(*key)  # the same version twice: ValueError
         except BaseException:  # a model that cannot be opened: nothing is left unpacked
             self.close()
             raise
         return self
 
-    def _load(self, name: str):
-        folder = open_model(self.models[name], name, setting_for(self._handler, name))
+    def _load(self, name: str, source: Source):
+        folder = open_model(source, name, setting_for(self._handler, name))
         size = self.batch_size(name) or 1
         if self.isolate:
             from .model_process import RESPONSE_TIMEOUT_S, Isolated
@@ -107,6 +121,7 @@ class OfflineServer:
         """Drop the handlers, remove the unpacked folders, and put back what the handlers
         changed in this process (`HostState`)."""
         _close_all(self.workers)
+        self.served, self._sources = Versions(), {}
         if self._host is not None:
             self._host.restore()
             self._host = None
@@ -115,13 +130,15 @@ class OfflineServer:
         return setting_for(self._batch_size, name)
 
     # ---- what a client sees ------------------------------------------------------------------
-    def handler(self, name: str):
-        """The live handler object of model `name` (a function entry point: its module)."""
-        return self._worker(name).entry
+    def handler(self, name: str, version: str | None = None):
+        """The live handler object of model `name` (a function entry point: its module), of
+        `version` or the default one."""
+        return self.worker(name, version).entry
 
-    def load_error(self, name: str) -> HandlerError | None:
-        """Why model `name` failed to load (stage "initialize", with the traceback), or None."""
-        return self._worker(name).load_error
+    def load_error(self, name: str, version: str | None = None) -> HandlerError | None:
+        """Why model `name` (`version`, or the default) failed to load (stage "initialize",
+        with the traceback), or None."""
+        return self.worker(name, version).load_error
 
     def request(self, method: str, path: str, body: bytes = b"", headers: Headers = None) -> Answer:
         """One request to TorchServe's inference API: `/ping`, `/predictions/{name}`, ...
@@ -148,47 +165,50 @@ class OfflineServer:
     ) -> list[Answer]:
         if not self.workers:
             self.start()
-        versions = {name: worker.folder.version for name, worker in self.workers.items()}
         admitted = [
-            frontend.admit(path, body, headers, self.models, method, versions)
-            for body, headers in requests
+            frontend.admit(path, body, headers, self.served, method) for body, headers in requests
         ]
         jobs = [(i, job) for i, job in enumerate(admitted) if isinstance(job, Job)]
         if not jobs:
             return admitted
         with self._turn:  # a worker's last error belongs to the batch it ran
-            name = jobs[0][1].model
-            size = self.batch_size(name) or len(jobs)
+            key = jobs[0][1].key  # one path: one model and version
+            size = self.batch_size(key[0]) or len(jobs)
             for start in range(0, len(jobs), size):
                 chunk = jobs[start : start + size]
-                for (i, _), answer in zip(chunk, self._run(name, [job for _, job in chunk])):
+                for (i, _), answer in zip(chunk, self._run(key, [job for _, job in chunk])):
                     admitted[i] = answer
         return admitted
 
-    def _run(self, name: str, jobs: list[Job]) -> list[Answer]:
+    def _run(self, key: Key, jobs: list[Job]) -> list[Answer]:
         """One `handle` call; a handler that raised SystemExit or KeyboardInterrupt is a dead
         worker, as in TorchServe (500 "Worker died." each), and is loaded again."""
-        worker = self._worker(name)
+        worker = self.worker(*key)
         try:
             return run_batch(worker, [job.request for job in jobs])
         except (SystemExit, KeyboardInterrupt):
             worker.close()
-            self.workers[name] = self._load(name)
+            self.workers[key] = self._load(key[0], self._sources[key])
             died = frontend.error_answer(500, "InternalServerException", "Worker died.")
             return [died] * len(jobs)
 
-    def _worker(self, name: str) -> Worker:
+    def worker(self, name: str, version: str | None = None) -> Worker:
+        """The worker of model `name` (`version`, or the default): its last warnings, its
+        process with `isolate`."""
         if not self.workers:
             self.start()
-        if name not in self.workers:
-            raise KeyError(f"no model {name!r}; this server has {sorted(self.workers)}")
-        return self.workers[name]
+        if name not in self.served:
+            raise KeyError(f"no model {name!r}; this server has {self.served.names()}")
+        key = self.served.find(name, version)
+        if key is None:
+            raise KeyError(f"model {name!r} has no version {version}: {self.served.of(name)}")
+        return self.workers[key]
 
     def __repr__(self) -> str:
         return f"<OfflineServer models={list(self.models)}>"
 
 
-def _close_all(workers: dict[str, Worker]) -> None:
+def _close_all(workers: dict[Key, Worker]) -> None:
     for worker in workers.values():
         worker.close()
     workers.clear()

@@ -31,10 +31,10 @@ import uvicorn
 from ray import serve
 
 from ..serving.frontend import Answer, RequestInput, error_answer
-from ..serving.model_folder import ModelFolder, mar_bytes, open_model, version_of
+from ..serving.model_folder import ModelFolder, mar_bytes, open_model
 from .asgi import admit_request, bind, case_keeping_protocol, send_answer
 from .model_process import ModelProcess
-from .models import ModelSpec, Settings
+from .models import ModelSpec, Settings, served
 
 APP_NAME = "handlerkit"
 BATCHES_PER_REPLICA = 2  # in flight per replica: one computing, the next one already there
@@ -96,24 +96,24 @@ class Frontend:
     Ray Serve batch (`@serve.batch`), which one replica runs.
 
     Args:
-        handles: Each model's deployment handle, by name.
-        specs: The models' batch sizes and delays.
+        handles: Each model's deployment handle, by (name, version).
+        specs: The models' versions, batch sizes and delays.
         replicas: Replicas per model (batches in flight: `BATCHES_PER_REPLICA` each).
     """
 
     def __init__(self, handles: dict, specs: list[ModelSpec], replicas: int) -> None:
         self.batches = {
-            spec.name: batched_calls(handles[spec.name], spec, BATCHES_PER_REPLICA * replicas)
+            spec.key: batched_calls(handles[spec.key], spec, BATCHES_PER_REPLICA * replicas)
             for spec in specs
         }
-        self.versions = {spec.name: version_of(spec.source) for spec in specs}
+        self.served = served(specs)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":  # uvicorn runs with lifespan off: http only
             return
-        outcome = await admit_request(scope, receive, self.batches, self.versions)
+        outcome = await admit_request(scope, receive, self.served)
         if not isinstance(outcome, Answer):
-            outcome = await self.batches[outcome.model](outcome.request)
+            outcome = await self.batches[outcome.key](outcome.request)
         await send_answer(outcome, scope, receive, send)
 
 
@@ -124,7 +124,7 @@ class HttpFrontend:
     `@serve.batch` runs as Ray Serve runs it; it receives no Serve requests itself.
 
     Args:
-        handles: Each model's deployment handle, by name (Serve binds the deployments).
+        handles: Each model's deployment handle, by (name, version) (Serve binds them).
         specs: The models, for their batch settings.
         replicas: Replicas per model.
         host, port: Where TorchServe's inference API listens.
@@ -180,8 +180,8 @@ def application(specs: list[ModelSpec], settings: Settings):
     """
     threads = None if settings.address else _torch_threads()
     models = {
-        spec.name: ModelReplica.options(
-            name=f"model-{spec.name}", num_replicas=settings.replicas
+        spec.key: ModelReplica.options(
+            name=f"model-{spec.name}@{spec.version}", num_replicas=settings.replicas
         ).bind(spec.name, archive_bytes(spec), spec.batch_size, threads, settings.response_timeout)
         for spec in specs
     }

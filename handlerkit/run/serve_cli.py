@@ -14,7 +14,16 @@ from pathlib import Path
 
 from .asgi import bind
 from .cli import opens
-from .models import ENGINES, HOST, RESPONSE_TIMEOUT_S, ModelSpec, Settings, parse_models, per_model
+from .models import (
+    ENGINES,
+    HOST,
+    RESPONSE_TIMEOUT_S,
+    ModelSpec,
+    Settings,
+    parse_models,
+    per_model,
+    served,
+)
 
 READY = "Ctrl-C stops"  # printed once every model is registered (TorchServe) or deployed (Ray)
 EXTRAS = {"litserve": "litserve", "ray": "ray"}  # engine -> the pip extra that installs it
@@ -27,7 +36,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="serve models behind TorchServe's inference API on TorchServe, LitServe or Ray Serve",
         description="Serve .mar files or model folders behind TorchServe's inference API.",
     )
-    parser.add_argument("models", nargs="+", metavar="NAME=MODEL", help="a .mar or model folder")
+    parser.add_argument(
+        "models",
+        nargs="+",
+        metavar="NAME=MODEL",
+        help="a .mar or model folder; a NAME twice serves two versions (the first: default)",
+    )
     parser.add_argument("--engine", choices=ENGINES, default="torchserve")
     parser.add_argument("--port", type=int, default=8080, help="inference API port")
     parser.add_argument("--host", default=HOST, help=f"address to listen on (default {HOST})")
@@ -154,9 +168,14 @@ def _engine(engine: str):
 def _announce(engine: str, specs: list[ModelSpec], settings: Settings) -> None:
     base = f"http://{settings.host}:{settings.port}"
     print(f"handlerkit serve on {engine}: {READY}", flush=True)
+    table = served(specs)
     for spec in specs:
         batch = f"batch_size {spec.batch_size}, max_batch_delay {spec.max_batch_delay} ms"
-        print(f"  POST {base}/predictions/{spec.name}  <- {spec.source} ({batch})", flush=True)
+        path = f"/predictions/{spec.name}"
+        if len(table.of(spec.name)) > 1:  # versions side by side: each at its own path
+            default = table.default(spec.name) == spec.version
+            path += f"/{spec.version}" + (f" (and {path}: default)" if default else "")
+        print(f"  POST {base}{path}  <- {spec.source} ({batch})", flush=True)
 
 
 def _interrupt(signum, frame) -> None:

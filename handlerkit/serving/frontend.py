@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import signal
 import uuid
-from collections.abc import Container, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from . import api_description, netty_forms
-from .model_folder import DEFAULT_VERSION
 from .netty_forms import FormError
+from .versions import Key, Versions
 
 # TorchServe's defaults (config.properties: max_request_size; the form decoder's file type;
 # Netty's longest request line, "METHOD TARGET HTTP/1.1").
@@ -91,10 +91,16 @@ class RequestInput:
 
 @dataclass
 class Job:
-    """A request the frontend admitted: the model it goes to and the worker input it becomes."""
+    """A request the frontend admitted: the model and version it goes to, and the worker input
+    it becomes."""
 
     model: str
     request: RequestInput
+    version: str
+
+    @property
+    def key(self) -> Key:
+        return self.model, self.version
 
 
 @dataclass
@@ -153,15 +159,14 @@ def admit(
     path: str,
     body: bytes,
     headers: Mapping[str, str] | None,
-    models: Container[str],
+    served: Versions,
     method: str = "POST",
-    versions: Mapping[str, str] | None = None,
 ) -> Answer | Job:
     """What TorchServe's frontend does with one request before any worker sees it.
 
     Returns the frontend's own answer (`/ping`, the API description, an unknown path, model or
     version, a body over the size limit or one its form decoder rejects), or the `Job` to
-    batch for the model's worker. `versions`: each model's version (default "1.0").
+    batch for the worker of the model and version it names (`served`: what the server has).
     """
     if len(method) + len(path) + len(" ") + len(" HTTP/1.1") > MAX_INITIAL_LINE:
         return error_answer(400, "BadRequestException", "Invalid HTTP message.")
@@ -183,14 +188,14 @@ def admit(
         request = request_input(str(uuid.uuid4()), body, dict(headers or {}), where)
     except FormError as error:
         return error_answer(500, "ErrorDataDecoderException", str(error))
-    if where.model not in models:
+    if where.model not in served:
         return model_not_found_answer(where.model)
-    version = (versions or {}).get(where.model, DEFAULT_VERSION)
-    if where.version is not None and where.version != version:
+    key = served.find(where.model, where.version)
+    if key is None:
         return version_not_found_answer(where.model, where.version)
     if method == "OPTIONS":  # methods are case-sensitive: "options" predicts
         return model_api_answer(where.model)
-    return Job(where.model, request)
+    return Job(where.model, request, key[1])
 
 
 def request_input(

@@ -2,8 +2,9 @@
 
 hypothesis draws the requests (`handlerkit.run.generated_requests`, via `st.randoms()`): methods,
 paths, content types, JSON, text, forms, multipart bodies, raw bytes, custom headers. They go to
-the echo model (its answer is what the worker received: fields, types, hashes, headers) and to
-MNIST, on a real TorchServe 0.12, on `OfflineServer`, on LitServe and on Ray Serve; status, body
+the echo model (its answer is what the worker received: fields, types, hashes, headers, and its
+version: two side by side, 1.0 the default) and to MNIST, on a real TorchServe 0.12, on
+`OfflineServer`, on LitServe and on Ray Serve; status, body
 bytes and content type must be equal. The draw is seeded, so CI sends the same requests each run;
 `HANDLERKIT_DIFF_EXAMPLES=5000` draws more, `HANDLERKIT_DIFF_SEED` others.
 """
@@ -30,7 +31,7 @@ pytestmark = [pytest.mark.serve]
 EXAMPLES = int(os.environ.get("HANDLERKIT_DIFF_EXAMPLES", "500"))
 SEED = int(os.environ.get("HANDLERKIT_DIFF_SEED", "32"))
 MODELS = ("echo", "echo", "echo", "mnist")  # the echo model three times in four
-SERVED = ("echo", "mnist")
+SERVED = {"echo": ["echo.mar", "echo_v2.mar"], "mnist": ["mnist.mar"]}  # the first: default
 
 
 def draw_requests(count: int, at: int) -> list[Request]:
@@ -60,21 +61,27 @@ def requests() -> list[Request]:
 
 @pytest.fixture(scope="module")
 def store(battery_store, tmp_path_factory):
-    """The battery's store, with the echo model beside MNIST."""
+    """The battery's store, with the echo model (versions 1.0 and 2.0) beside MNIST."""
     import torch
 
     from handlerkit.serve import archive
 
     nothing = tmp_path_factory.mktemp("echo")
     torch.save({}, nothing / "empty.pt")
-    archive(nothing, battery_store, "echo", handler=str(HANDLERS / "echo_handler.py"))
+    echo = str(HANDLERS / "echo_handler.py")
+    archive(nothing, battery_store, "echo", handler=echo, version="2.0").rename(
+        battery_store / "echo_v2.mar"
+    )  # before 1.0: both are written as echo.mar
+    archive(nothing, battery_store, "echo", handler=echo)
     return battery_store
 
 
 @pytest.fixture(scope="module")
 def expected(real_torchserve, store, requests) -> list[Reply]:
-    """The real TorchServe's replies (the battery's server, with the echo model registered)."""
+    """The real TorchServe's replies (the battery's server, with both echo versions registered:
+    the first registered is TorchServe's default)."""
     real_torchserve.register("echo", "echo.mar")
+    real_torchserve.register("echo", "echo_v2.mar", replace=False)
     started = time.perf_counter()
     replies, _ = send_all(real_torchserve.inference_url, requests)
     print(f"\nTorchServe: {len(requests)} requests in {time.perf_counter() - started:.1f} s")
@@ -92,7 +99,7 @@ ENGINES = [pytest.param(name, marks=pytest.mark.engines) for name in ("litserve"
 @pytest.fixture(scope="module", params=["offline", *ENGINES])
 def runner(request, store):
     """The runner's name, a function that sends it one request, and its URL (None: in-process)."""
-    models = {name: store / f"{name}.mar" for name in SERVED}
+    models = {name: [store / mar for mar in mars] for name, mars in SERVED.items()}
     if request.param == "offline":
         with OfflineServer(models) as server:
             yield request.param, lambda r: offline_send(server, r), None

@@ -12,6 +12,7 @@ import torch
 from handlerkit.run.model_process import ModelProcess
 from handlerkit.serving import frontend
 from handlerkit.serving.model_folder import open_model
+from handlerkit.serving.versions import Versions
 
 pytestmark = pytest.mark.engines
 
@@ -52,7 +53,7 @@ def requests(*bodies: str) -> list[frontend.RequestInput]:
             "/predictions/exiter",
             b.encode(),
             {"content-type": "application/octet-stream"},
-            {"exiter"},
+            Versions([("exiter", "1.0")]),
         )
         for b in bodies
     ]

@@ -96,7 +96,7 @@ def test_an_isolated_model_survives_os_exit_and_a_hung_handler(tmp_path):
     with OfflineServer(models, handler="faulty.py", isolate=True, response_timeout=2) as server:
         assert (
             server.predict("faulty", b"fine").text
-            == f"fine from {server.workers['faulty'].process.pid}"
+            == f"fine from {server.worker('faulty').process.pid}"
         )
         assert server.predict("faulty", b"exit").json() == DIED
         assert server.predict("faulty", b"fine").status == 200
@@ -105,7 +105,7 @@ def test_an_isolated_model_survives_os_exit_and_a_hung_handler(tmp_path):
         assert (answer.status, answer.json()) == (500, DIED)
         assert 2 <= time.monotonic() - started < 10
         assert server.predict("faulty", b"fine").status == 200
-        child = server.workers["faulty"].process
+        child = server.worker("faulty").process
     assert not child.is_alive()
 
 

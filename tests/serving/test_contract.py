@@ -89,13 +89,13 @@ def test_the_stage_is_postprocess_when_a_class_handler_returned_it(server):
 def test_a_200_a_client_cannot_read_is_warned_about(server, kind):
     answer = server.predict("breaker", kind.encode())
     assert answer.status == 200 and answer.error is None
-    warnings = [str(w) for w in server.workers["breaker"].last_warnings]
+    warnings = [str(w) for w in server.worker("breaker").last_warnings]
     assert any(MISLEADING[kind] in w for w in warnings), warnings
 
 
 def test_a_good_answer_is_neither_an_error_nor_a_warning(server):
     answer = server.predict("breaker", b"fine")
-    assert (answer.status, answer.error, server.workers["breaker"].last_warnings) == (200, None, [])
+    assert (answer.status, answer.error, server.worker("breaker").last_warnings) == (200, None, [])
 
 
 def test_ts_own_traceback_for_an_unserializable_answer_stays_out_of_the_output(server, capfd):

@@ -15,13 +15,15 @@ from ..models import HOST, ModelSpec, Settings
 from .server import TorchServe
 
 
-def store_models(specs: list[ModelSpec], store: Path) -> dict[str, str]:
-    """Put each model into `store` as `NAME.mar`; name -> file name. A folder is laid out as
-    on the other engines (`mar_bytes`), so every engine serves the same folders."""
-    mars = {}
+def store_models(specs: list[ModelSpec], store: Path) -> dict[str, list[str]]:
+    """Put each model into `store` as `NAME.mar` (a second version as `NAME-VERSION.mar`); name
+    -> its file names, the default version's first. A folder is laid out as on the other
+    engines (`mar_bytes`), so every engine serves the same folders."""
+    mars: dict[str, list[str]] = {}
     for spec in specs:
-        (store / f"{spec.name}.mar").write_bytes(mar_bytes(spec.source, spec.name, spec.handler))
-        mars[spec.name] = f"{spec.name}.mar"
+        file_name = f"{spec.name}-{spec.version}.mar" if spec.name in mars else f"{spec.name}.mar"
+        (store / file_name).write_bytes(mar_bytes(spec.source, spec.name, spec.handler))
+        mars.setdefault(spec.name, []).append(file_name)
     return mars
 
 

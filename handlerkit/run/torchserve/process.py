@@ -87,12 +87,12 @@ def write_config(
     startup_timeout: float,
     token_auth: bool = False,
     model_api: bool = True,
-    startup_models: Mapping[str, dict] | None = None,
+    startup_models: Mapping[str, list[dict]] | None = None,
 ) -> Path:
     """Write the ``config.properties`` that keeps TorchServe local, quick and quiet.
 
     `token_auth` and `model_api` are TorchServe's own switches (its defaults: on, off);
-    `startup_models` (name -> TorchServe's per-model settings, with `marName`) are loaded at
+    `startup_models` (name -> each version's settings, with `marName` and `version`) load at
     start, the way to serve models when the model API (registration) is off."""
     cores = os.cpu_count() or 1
     lines = [
@@ -118,9 +118,14 @@ def write_config(
         "unregister_model_timeout=30",
         "vmargs=-Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1",
     ]
-    if startup_models:
-        loads = ",".join(f"{name}={m['marName']}" for name, m in startup_models.items())
-        models = {name: {m.pop("version"): m} for name, m in startup_models.items()}
+    if startup_models:  # name -> its versions' settings; the first loaded is the default
+        loads = ",".join(
+            f"{name}={m['marName']}" for name, versions in startup_models.items() for m in versions
+        )
+        models = {
+            name: {m["version"]: {k: v for k, v in m.items() if k != "version"} for m in versions}
+            for name, versions in startup_models.items()
+        }
         lines += [f"load_models={loads}", f"models={json.dumps(models)}"]
     path = workdir / "config.properties"
     path.write_text("\n".join(lines) + "\n")

@@ -48,7 +48,7 @@ class TorchServe:
     def __init__(
         self,
         model_store: str | os.PathLike,
-        models: Mapping[str, str | os.PathLike] | None = None,
+        models: Mapping[str, str | os.PathLike | Sequence[str | os.PathLike]] | None = None,
         batch_size: int = 1,
         max_batch_delay: int = 100,
         workers: int = 1,
@@ -63,8 +63,9 @@ class TorchServe:
 
         Args:
             model_store: Folder holding the `.mar` files.
-            models: Model name -> `.mar` (a file name in `model_store` or a path in it),
-                registered at start.
+            models: Model name -> `.mar` (a file name in `model_store` or a path in it), or a
+                list of them: the model's versions side by side (each its manifest's
+                version; the first is the default), registered at start.
             batch_size: Default largest batch a worker gets.
             max_batch_delay: Default milliseconds TorchServe waits to fill a batch.
             workers: Default worker processes per model.
@@ -78,7 +79,10 @@ class TorchServe:
             model_settings: Per model: `batch_size`, `max_batch_delay`, `response_timeout`.
         """
         self.model_store = Path(model_store).resolve()
-        self.models = dict(models or {})
+        self.models = {
+            name: list(mars) if isinstance(mars, (list, tuple)) else [mars]
+            for name, mars in (models or {}).items()
+        }
         self.batch_size = batch_size
         self.max_batch_delay = max_batch_delay
         self.workers = workers
@@ -200,11 +204,16 @@ class TorchServe:
                 self.model_api,
             )
             self._wait_until_up()
-            for name, mar in self.models.items():
-                if self.model_api:
-                    self.register(name, mar, **self.model_settings.get(name, {}))
-                else:  # loaded at start: wait for its workers
-                    self._wait_until_ready(name, self.workers, (0, 0))
+            for name, mars in self.models.items():
+                for mar in mars:
+                    if self.model_api:
+                        settings = self.model_settings.get(name, {})
+                        self.register(name, mar, replace=False, **settings)
+                    else:  # loaded at start: wait for its workers
+                        version = _mar_version(
+                            self.model_store / mar_in_store(self.model_store, mar)
+                        )
+                        self._wait_until_ready(name, self.workers, (0, 0), version)
         except BaseException:
             self.stop()
             raise
@@ -260,22 +269,24 @@ class TorchServe:
             return None  # not written yet
         return keys[endpoint]["key"]
 
-    def _startup_models(self) -> dict[str, dict]:
-        """TorchServe's `models` setting: each model's .mar, version, workers and batching."""
+    def _startup_models(self) -> dict[str, list[dict]]:
+        """TorchServe's `models` setting: each model's versions, with each version's .mar,
+        workers and batching (TorchServe's default version is the first loaded)."""
         loads = {}
-        for name, mar in self.models.items():
+        for name, mars in self.models.items():
             settings = self.model_settings.get(name, {})
-            path = Path(mar_in_store(self.model_store, mar))
-            loads[name] = {
-                "marName": path.name,
-                "version": _mar_version(self.model_store / path.name),
-                "defaultVersion": True,
-                "minWorkers": self.workers,
-                "maxWorkers": self.workers,
-                "batchSize": settings.get("batch_size", self.batch_size),
-                "maxBatchDelay": settings.get("max_batch_delay", self.max_batch_delay),
-                "responseTimeout": settings.get("response_timeout", int(REQUEST_TIMEOUT_S)),
-            }
+            loads[name] = []
+            for mar in mars:
+                path = Path(mar_in_store(self.model_store, mar))
+                loads[name].append({
+                    "marName": path.name,
+                    "version": _mar_version(self.model_store / path.name),
+                    "minWorkers": self.workers,
+                    "maxWorkers": self.workers,
+                    "batchSize": settings.get("batch_size", self.batch_size),
+                    "maxBatchDelay": settings.get("max_batch_delay", self.max_batch_delay),
+                    "responseTimeout": settings.get("response_timeout", int(REQUEST_TIMEOUT_S)),
+                })  # fmt: skip
         return loads
 
     def stop(self) -> None:
@@ -316,13 +327,15 @@ class TorchServe:
             response_timeout: Seconds a batch may take (TorchServe's `responseTimeout`).
 
         Returns:
-            The model description from `GET /models/<name>`.
+            The description of the version registered, from `GET /models/<name>/<version>`
+            (a model's versions live side by side; the first registered is its default).
 
         Raises:
             ServeError: Registration failed; the message holds the handler's traceback.
         """
         if replace:
             self.unregister(name)
+        version = _mar_version(self.model_store / mar_in_store(self.model_store, mar))
         offsets = (file_size(self._log("model_log.log")), file_size(self._log("ts_log.log")))
         params = {
             "url": mar_in_store(self.model_store, mar),
@@ -338,7 +351,7 @@ class TorchServe:
         answer = send("POST", url, self.startup_timeout, token=self.token("management"))
         if not answer.ok:
             raise ServeError(f"TorchServe refused to register {name} from {mar}: {answer.body}")
-        return self._wait_until_ready(name, params["initial_workers"], offsets)
+        return self._wait_until_ready(name, params["initial_workers"], offsets, version)
 
     def unregister(self, name: str) -> bool:
         """Unregister a model if it is registered.
@@ -357,21 +370,26 @@ class TorchServe:
             raise ServeError(f"TorchServe could not unregister {name}: {answer.body}")
         return True
 
-    def describe(self, name: str) -> dict:
-        """Return `GET /models/<name>` (batch size, workers and their status)."""
-        url = f"{self.management_url}/models/{urllib.parse.quote(name)}"
+    def describe(self, name: str, version: str | None = None) -> dict:
+        """Return `GET /models/<name>[/<version>]` (batch size, workers and their status) of
+        `version`, or of the default version."""
+        path = "/".join(urllib.parse.quote(part, safe="") for part in (name, version) if part)
+        url = f"{self.management_url}/models/{path}"
         answer = send("GET", url, 10, token=self.token("management"))
         if not answer.ok:
             raise ServeError(f"model {name} is not registered: {answer.body}")
         return answer.body[0]
 
-    def _wait_until_ready(self, name: str, workers: int, offsets: tuple[int, int]) -> dict:
-        """Poll the model until `workers` are READY; fail fast when a worker dies."""
+    def _wait_until_ready(
+        self, name: str, workers: int, offsets: tuple[int, int], version: str | None = None
+    ) -> dict:
+        """Poll the model (`version`, or the default) until `workers` are READY; fail fast when
+        a worker dies."""
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if not self.running:
                 raise ServeError(f"TorchServe exited while loading {name}.\n{self.logs(tail=60)}")
-            model = self.describe(name)
+            model = self.describe(name, version)
             ready = [w for w in model.get("workers", []) if w.get("status") == "READY"]
             if len(ready) >= workers:
                 return model
