@@ -41,10 +41,13 @@ def bind(host: str, port: int) -> socket.socket:
     return bound
 
 
-async def admit_request(scope: dict, receive, models, versions=None) -> Answer | Job:
+async def admit_request(
+    scope: dict, receive, models, versions=None, open_inference_protocol: bool = False
+) -> Answer | Job:
     """The request read and put through TorchServe's frontend rules: the frontend's own `Answer`
-    (`/ping`, unknown paths, models and versions, headers or a body over the limits) or the
-    model's `Job`. Header names reach the handler as the client wrote them, as on TorchServe."""
+    (`/ping`, unknown paths, models and versions, headers or a body over the limits, KServe v2's
+    server routes) or the model's `Job`. Header names reach the handler as the client wrote
+    them, as on TorchServe."""
     if sum(len(k) + len(v) + 2 for k, v in scope["headers"]) > MAX_HEADER_SIZE:
         return error_answer(400, "BadRequestException", "Invalid HTTP message.")
     names = scope.get(HEADER_NAMES) or [k for k, _ in scope["headers"]]
@@ -63,7 +66,7 @@ async def admit_request(scope: dict, receive, models, versions=None) -> Answer |
     query = scope.get("query_string", b"").decode("latin-1")
     path = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
     path += f"?{query}" if query else ""
-    answer = admit(path, body, headers, models, scope["method"], versions)
+    answer = admit(path, body, headers, models, scope["method"], versions, open_inference_protocol)
     if scope["method"] == "HEAD" and isinstance(answer, Answer):
         answer = Answer(answer.status, b"", answer.headers, answer.error)
     return answer

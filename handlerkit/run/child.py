@@ -42,7 +42,8 @@ class EngineServer:
         handler: For model folders without `handler.py`: a builtin name or a handler file.
         startup_timeout: Seconds allowed until `/ping` answers.
         **settings: `Settings` fields: port (default: a free one), host, replicas, address,
-            response_timeout, token_auth (torchserve; default False here), model_api.
+            response_timeout, token_auth (torchserve; default False here), model_api,
+            service_envelope, open_inference_protocol.
     """
 
     def __init__(
@@ -87,6 +88,8 @@ class EngineServer:
         if self.engine == "torchserve":
             argv += [] if s.token_auth else ["--disable-token-auth"]
             argv += ["--enable-model-api"] if s.model_api else []
+        argv += ["--service-envelope", s.service_envelope] if s.service_envelope else []
+        argv += ["--open-inference-protocol"] if s.open_inference_protocol else []
         argv += ["--address", s.address] if s.address else []
         argv += ["--handler", self.handler] if self.handler else []
         return argv

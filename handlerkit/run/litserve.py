@@ -95,7 +95,9 @@ class ModelAPI(ls.LitAPI):
         folder: The model unpacked (a folder with `MAR-INF/MANIFEST.json`).
     """
 
-    def __init__(self, spec: ModelSpec, folder: str, response_timeout: float) -> None:
+    def __init__(
+        self, spec: ModelSpec, folder: str, response_timeout: float, envelope: str | None = None
+    ) -> None:
         super().__init__(
             max_batch_size=spec.batch_size,
             batch_timeout=spec.max_batch_delay / 1000,
@@ -103,14 +105,19 @@ class ModelAPI(ls.LitAPI):
             loop=GatheringLoop() if spec.batch_size > 1 else "auto",
         )
         self.name, self.folder, self.batch_size = spec.name, folder, spec.batch_size
-        self.response_timeout = response_timeout
+        self.response_timeout, self.envelope = response_timeout, envelope
         self.worker: ModelProcess | None = None
 
     def setup(self, device: str) -> None:
         """In LitServe's worker process: load the model in a child, as TorchServe's worker."""
         gpu_id = int(device.split(":")[1]) if device.startswith("cuda:") else None
         self.worker = ModelProcess(
-            self.name, self.folder, self.batch_size, gpu_id, response_timeout=self.response_timeout
+            self.name,
+            self.folder,
+            self.batch_size,
+            gpu_id,
+            response_timeout=self.response_timeout,
+            envelope=self.envelope,
         )
 
     def decode_request(self, request: RequestInput) -> RequestInput:
@@ -236,12 +243,19 @@ class TorchServeFrontend:
         handlers: The request handler for each model's LitAPI, by model name.
         watch: What reports dead workers to this (the API server's) process.
         versions: Each model's version (its manifest's), by model name.
+        open_inference_protocol: Answer KServe v2's server routes (`/v2/health/ready`, ...).
     """
 
     def __init__(
-        self, app, handlers: dict[str, ModelRequests], watch: WorkerWatch, versions: dict[str, str]
+        self,
+        app,
+        handlers: dict[str, ModelRequests],
+        watch: WorkerWatch,
+        versions: dict[str, str],
+        open_inference_protocol: bool = False,
     ) -> None:
         self.app, self.handlers, self.watch, self.versions = app, handlers, watch, versions
+        self.open_inference_protocol = open_inference_protocol
         self.listening = False
 
     async def __call__(self, scope, receive, send) -> None:
@@ -250,7 +264,9 @@ class TorchServeFrontend:
             self.watch.listen(self.handlers)
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        outcome = await admit_request(scope, receive, self.handlers, self.versions)
+        outcome = await admit_request(
+            scope, receive, self.handlers, self.versions, self.open_inference_protocol
+        )
         if not isinstance(outcome, Answer):
             outcome = await self.handlers[outcome.model].answer(outcome.request)
         await send_answer(outcome, scope, receive, send)
@@ -261,8 +277,11 @@ def build(
 ) -> tuple[ls.LitServer, WorkerWatch]:
     """A `LitServer` for unpacked models, TorchServe's API in front, and the watch that restarts
     its workers (neither started)."""
-    timeout = settings.response_timeout
-    apis = {spec.name: ModelAPI(spec, str(folder.path), timeout) for spec, folder in models.items()}
+    timeout, envelope = settings.response_timeout, settings.service_envelope
+    apis = {
+        spec.name: ModelAPI(spec, str(folder.path), timeout, envelope)
+        for spec, folder in models.items()
+    }
     server = ls.LitServer(
         list(apis.values()),
         accelerator="auto",
@@ -274,7 +293,13 @@ def build(
     handlers = {name: ModelRequests(api, server, timeout) for name, api in apis.items()}
     # Outermost: the request never reaches LitServe's routes and middlewares (gzip).
     versions = {spec.name: folder.version for spec, folder in models.items()}
-    server.app.add_middleware(TorchServeFrontend, handlers=handlers, watch=watch, versions=versions)
+    server.app.add_middleware(
+        TorchServeFrontend,
+        handlers=handlers,
+        watch=watch,
+        versions=versions,
+        open_inference_protocol=settings.open_inference_protocol,
+    )
     return server, watch
 
 

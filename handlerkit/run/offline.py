@@ -15,7 +15,7 @@ import threading
 import weakref
 from collections.abc import Mapping, Sequence
 
-from ..serving import frontend
+from ..serving import frontend, kserve
 from ..serving.frontend import Answer, HandlerError, Job
 from ..serving.model_folder import open_model
 from ..serving.worker import Worker, run_batch
@@ -45,6 +45,11 @@ class OfflineServer:
             handler that calls `os._exit` or hangs cannot take this process with it.
         response_timeout: With `isolate`, seconds a batch may compute before its process is
             killed and restarted and its requests answered TorchServe's 500 "Worker died."
+        service_envelope: TorchServe's `service_envelope`: "kserve" (KServe v1's
+            `{"instances": [...]}`) or "kservev2" (the Open Inference Protocol's tensors), applied
+            to every request by `ts`'s envelope code; None: the request as it came.
+        open_inference_protocol: TorchServe's `ts_open_inference_protocol`: KServe v2's server
+            routes (`/v2`, `/v2/health/live`, `/v2/health/ready`) answer.
     """
 
     def __init__(
@@ -56,6 +61,8 @@ class OfflineServer:
         limit_max_image_pixels: bool = True,
         isolate: bool = False,
         response_timeout: float | None = None,
+        service_envelope: str | None = None,
+        open_inference_protocol: bool = False,
     ) -> None:
         if response_timeout is not None and not isolate:
             raise ValueError(
@@ -70,6 +77,8 @@ class OfflineServer:
         self._handler = handler
         self.gpu_id = gpu_id
         self.limit_max_image_pixels = limit_max_image_pixels
+        self.service_envelope = kserve.check_envelope(service_envelope)
+        self.open_inference_protocol = open_inference_protocol
         self.workers: dict[str, Worker] = {}
         weakref.finalize(self, _close_all, self.workers)  # unpacked folders go with the server
 
@@ -100,8 +109,15 @@ class OfflineServer:
             from .model_process import RESPONSE_TIMEOUT_S, Isolated
 
             timeout = self.response_timeout or RESPONSE_TIMEOUT_S
-            return Isolated(name, folder, size, self.gpu_id, timeout)
-        return Worker(name, folder, size, self.gpu_id, self.limit_max_image_pixels)
+            return Isolated(name, folder, size, self.gpu_id, timeout, self.service_envelope)
+        return Worker(
+            name,
+            folder,
+            size,
+            self.gpu_id,
+            self.limit_max_image_pixels,
+            envelope=self.service_envelope,
+        )
 
     def close(self) -> None:
         """Drop the handlers, remove the unpacked folders, and put back what the handlers
@@ -150,7 +166,9 @@ class OfflineServer:
             self.start()
         versions = {name: worker.folder.version for name, worker in self.workers.items()}
         admitted = [
-            frontend.admit(path, body, headers, self.models, method, versions)
+            frontend.admit(
+                path, body, headers, self.models, method, versions, self.open_inference_protocol
+            )
             for body, headers in requests
         ]
         jobs = [(i, job) for i, job in enumerate(admitted) if isinstance(job, Job)]

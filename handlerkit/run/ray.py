@@ -63,6 +63,7 @@ class ModelReplica:
         batch_size: The model's batch size (what `ts` tells the handler).
         threads: torch's intra-op threads; None keeps Ray's (OMP_NUM_THREADS = reserved CPUs).
         response_timeout: Seconds a batch may compute before the model's process is restarted.
+        envelope: TorchServe's `service_envelope` ("kserve", "kservev2"), or None.
     """
 
     def __init__(
@@ -72,10 +73,11 @@ class ModelReplica:
         batch_size: int,
         threads: int | None,
         response_timeout: float,
+        envelope: str | None = None,
     ) -> None:
         self.folder = _unpack(name, archive)
         self.worker = ModelProcess(
-            name, self.folder.path, batch_size, _gpu_id(), threads, response_timeout
+            name, self.folder.path, batch_size, _gpu_id(), threads, response_timeout, envelope
         )
         self.compute = ThreadPoolExecutor(1)  # one batch at a time, as in TorchServe's worker
 
@@ -99,19 +101,29 @@ class Frontend:
         handles: Each model's deployment handle, by name.
         specs: The models' batch sizes and delays.
         replicas: Replicas per model (batches in flight: `BATCHES_PER_REPLICA` each).
+        open_inference_protocol: Answer KServe v2's server routes (`/v2/health/ready`, ...).
     """
 
-    def __init__(self, handles: dict, specs: list[ModelSpec], replicas: int) -> None:
+    def __init__(
+        self,
+        handles: dict,
+        specs: list[ModelSpec],
+        replicas: int,
+        open_inference_protocol: bool = False,
+    ) -> None:
         self.batches = {
             spec.name: batched_calls(handles[spec.name], spec, BATCHES_PER_REPLICA * replicas)
             for spec in specs
         }
         self.versions = {spec.name: version_of(spec.source) for spec in specs}
+        self.open_inference_protocol = open_inference_protocol
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":  # uvicorn runs with lifespan off: http only
             return
-        outcome = await admit_request(scope, receive, self.batches, self.versions)
+        outcome = await admit_request(
+            scope, receive, self.batches, self.versions, self.open_inference_protocol
+        )
         if not isinstance(outcome, Answer):
             outcome = await self.batches[outcome.model](outcome.request)
         await send_answer(outcome, scope, receive, send)
@@ -128,11 +140,20 @@ class HttpFrontend:
         specs: The models, for their batch settings.
         replicas: Replicas per model.
         host, port: Where TorchServe's inference API listens.
+        open_inference_protocol: Answer KServe v2's server routes (`/v2/health/ready`, ...).
     """
 
-    async def __init__(self, handles: dict, specs: list[ModelSpec], replicas: int, host, port):
+    async def __init__(
+        self,
+        handles: dict,
+        specs: list[ModelSpec],
+        replicas: int,
+        host,
+        port,
+        open_inference_protocol: bool = False,
+    ):
         config = uvicorn.Config(
-            Frontend(handles, specs, replicas),
+            Frontend(handles, specs, replicas, open_inference_protocol),
             lifespan="off",
             log_level="warning",
             http=case_keeping_protocol(),  # header names as written, as TorchServe passes them
@@ -182,7 +203,14 @@ def application(specs: list[ModelSpec], settings: Settings):
     models = {
         spec.name: ModelReplica.options(
             name=f"model-{spec.name}", num_replicas=settings.replicas
-        ).bind(spec.name, archive_bytes(spec), spec.batch_size, threads, settings.response_timeout)
+        ).bind(
+            spec.name,
+            archive_bytes(spec),
+            spec.batch_size,
+            threads,
+            settings.response_timeout,
+            settings.service_envelope,
+        )
         for spec in specs
     }
     frontend = HttpFrontend.options(
@@ -193,7 +221,14 @@ def application(specs: list[ModelSpec], settings: Settings):
             "runtime_env": THROUGHPUT_MODE,
         },
     )
-    return frontend.bind(models, specs, settings.replicas, settings.host, settings.port)
+    return frontend.bind(
+        models,
+        specs,
+        settings.replicas,
+        settings.host,
+        settings.port,
+        settings.open_inference_protocol,
+    )
 
 
 def archive_bytes(spec: ModelSpec) -> bytes:

@@ -12,6 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
+from ..serving.kserve import ENVELOPES
 from .asgi import bind
 from .cli import opens
 from .models import ENGINES, HOST, RESPONSE_TIMEOUT_S, ModelSpec, Settings, parse_models, per_model
@@ -63,6 +64,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         action="store_true",
         help="torchserve: allow registering models over HTTP (TorchServe's default: off)",
     )
+    parser.add_argument(
+        "--service-envelope",
+        choices=ENVELOPES,
+        help="TorchServe's service_envelope: requests and answers in KServe v1 (kserve) or v2 "
+        "(kservev2) form, on every route (default: as they come)",
+    )
+    parser.add_argument(
+        "--open-inference-protocol",
+        action="store_true",
+        help="TorchServe's ts_open_inference_protocol: answer /v2, /v2/health/live and ready",
+    )
     parser.set_defaults(run=run)
     return parser
 
@@ -90,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
         args.response_timeout,
         not args.disable_token_auth,
         args.enable_model_api,
+        args.service_envelope,
+        args.open_inference_protocol,
     )
     busy = _cannot_listen(settings.host, settings.port)
     if busy:  # before any engine starts: they would fail later, and less clearly

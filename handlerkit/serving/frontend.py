@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 
-from . import api_description, netty_forms
+from . import api_description, kserve, netty_forms
 from .model_folder import DEFAULT_VERSION
 from .netty_forms import FormError
 
@@ -100,12 +100,15 @@ class Job:
 @dataclass
 class Route:
     """Where a path goes: `kind` is "ping", "predictions", "explanations", "api" (TorchServe's
-    API description), "root" (the description for OPTIONS), "not_allowed" or "not_found"."""
+    API description), "root" (the description for OPTIONS), "kserve_server" (an Open Inference
+    Protocol server path, named in `url_path`), "not_allowed" or "not_found". `protocol`: the
+    prediction's API, "torchserve", "kserve_v1" or "kserve_v2"."""
 
     kind: str
     model: str | None = None
     version: str | None = None
     url_path: str = ""
+    protocol: str = "torchserve"
 
 
 def route(path: str) -> Route:
@@ -126,7 +129,17 @@ def route(path: str) -> Route:
             return Route("not_found")
         version = segments[3] if len(segments) >= 4 else None
         return Route(segments[1], segments[2], version, "/".join(segments[4:]))
-    return Route("not_found")
+    return _kserve_route(segments)
+
+
+def _kserve_route(segments: list[str]) -> Route:
+    """KServe's paths, which TorchServe's frontend tries after its own (`kserve`)."""
+    found = kserve.inference_route(segments)
+    if found is not None:
+        kind, model = found
+        return Route(kind, model, protocol=f"kserve_{segments[1]}")
+    server = kserve.server_route(segments)
+    return Route("kserve_server", url_path=server) if server else Route("not_found")
 
 
 def _decoded_path(target: str) -> str:
@@ -156,12 +169,15 @@ def admit(
     models: Container[str],
     method: str = "POST",
     versions: Mapping[str, str] | None = None,
+    open_inference_protocol: bool = False,
 ) -> Answer | Job:
     """What TorchServe's frontend does with one request before any worker sees it.
 
     Returns the frontend's own answer (`/ping`, the API description, an unknown path, model or
     version, a body over the size limit or one its form decoder rejects), or the `Job` to
     batch for the model's worker. `versions`: each model's version (default "1.0").
+    `open_inference_protocol`: TorchServe's `ts_open_inference_protocol` (KServe v2's server
+    routes, `/v2/health/ready` and the like, are answered; else they are not found).
     """
     if len(method) + len(path) + len(" ") + len(" HTTP/1.1") > MAX_INITIAL_LINE:
         return error_answer(400, "BadRequestException", "Invalid HTTP message.")
@@ -173,7 +189,9 @@ def admit(
         return error_answer(403, "IllegalArgumentException", str(error))
     if where.kind == "ping":
         return ping_answer()
-    if where.kind == "not_found":
+    if where.kind == "kserve_server" and open_inference_protocol:
+        return kserve_server_answer(where.url_path)
+    if where.kind in ("not_found", "kserve_server"):
         return not_found_answer()
     if where.kind == "not_allowed" or (where.kind == "root" and method != "OPTIONS"):
         return not_allowed_answer()
@@ -200,7 +218,8 @@ def request_input(
     (as Netty's form decoder reads them; `FormError` when it rejects the body), or a single
     parameter "body" holding the raw bytes and the request's mime type as written."""
     merged = dict(headers)
-    merged["url_path"] = route.url_path
+    if route.protocol == "torchserve":  # TorchServe's KServe routes pass no url_path
+        merged["url_path"] = route.url_path
     merged["explain"] = "True" if route.kind == "explanations" else "False"
     content_type = _header(headers, "content-type")
     mime = netty_forms.mime_type(content_type)
@@ -279,6 +298,12 @@ def api_description_answer() -> Answer:
 def model_api_answer(name: str) -> Answer:
     """`OPTIONS /predictions/NAME`: TorchServe's OpenAPI description of the model's endpoint."""
     return Answer(200, api_description.model_api(name), {"content-type": "application/json"})
+
+
+def kserve_server_answer(kind: str) -> Answer:
+    """TorchServe's own answer on an Open Inference Protocol server path (`kserve.server_route`)."""
+    status, body = kserve.server_answer(kind)
+    return Answer(status, json_body(body), {"content-type": "application/json"})
 
 
 def too_large_answer() -> Answer:

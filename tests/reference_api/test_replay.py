@@ -68,22 +68,15 @@ def test_torchserve_answers_as_the_reference(suite, reference_store):
     assert not _problems(outcomes), summary(outcomes)
 
 
-NOT_YET = pytest.mark.xfail(
-    strict=True, reason="issue 31: OfflineServer has no KServe v1/v2 routes yet (404 today)"
-)
-
-
-@pytest.mark.parametrize(
-    "suite", [pytest.param(s, marks=NOT_YET) if "kserve" in s else s for s in INFERENCE_SUITES]
-)
+@pytest.mark.parametrize("suite", INFERENCE_SUITES)
 def test_offline_server_answers_as_the_reference(suite, reference_store):
-    """Inference steps only; the models the suite registers are loaded at start instead."""
+    """Inference steps only; the models the suite registers are loaded at start instead, with
+    the suite's `service_envelope`."""
     from handlerkit.offline import OfflineServer
 
     steps = CASES["suites"][suite]["steps"]
-    models = {s["register"]["name"]: reference_store / s["register"]["mar"] for s in steps
-              if "register" in s}  # fmt: skip
-    with OfflineServer(models) as server:
+    envelope = CASES["suites"][suite]["config"].get("service_envelope")
+    with OfflineServer(_registered(steps, reference_store), service_envelope=envelope) as server:
 
         def send(method, path, body, headers):
             answer = server.request(method, path, body, headers)
@@ -91,6 +84,11 @@ def test_offline_server_answers_as_the_reference(suite, reference_store):
 
         outcomes = replay(steps, {"inference": send, "management": None, "metrics": None})
     assert not _problems(outcomes), summary(outcomes)
+
+
+def _registered(steps, store: Path) -> dict[str, Path]:
+    """The models a suite's steps register: name -> its .mar in the store."""
+    return {s["register"]["name"]: store / s["register"]["mar"] for s in steps if "register" in s}
 
 
 def test_a_wrong_status_or_body_fails():

@@ -42,6 +42,14 @@ def announce_ports(server: TorchServe) -> None:
     print("", end="", flush=True)
 
 
+def _kserve_config(settings: Settings) -> dict[str, str]:
+    """TorchServe's own keys for the KServe settings."""
+    config = {"service_envelope": settings.service_envelope} if settings.service_envelope else {}
+    if settings.open_inference_protocol:
+        config["ts_open_inference_protocol"] = "true"
+    return config
+
+
 def run_forever(specs: list[ModelSpec], settings: Settings, ready=None) -> None:
     """Serve `specs` with a real TorchServe in the foreground until interrupted (Ctrl-C)."""
     if settings.host != HOST:
@@ -67,6 +75,7 @@ def run_forever(specs: list[ModelSpec], settings: Settings, ready=None) -> None:
             token_auth=settings.token_auth,
             model_api=settings.model_api,
             model_settings=batching,
+            config=_kserve_config(settings),
         )
         with server:
             if ready is not None:
