@@ -36,8 +36,9 @@ from litserve.server import RegularRequestHandler
 from litserve.utils import LitAPIStatus, ResponseBufferItem
 
 from ..serving.frontend import Answer, RequestInput, error_answer, worker_died_answer
+from ..serving.metrics import Metrics
 from ..serving.model_folder import ModelFolder, open_model
-from .asgi import admit_request, case_keeping_protocol, send_answer
+from .asgi import admit_request, case_keeping_protocol, counted, send_answer, serve_metrics
 from .model_process import ModelProcess
 from .models import ModelSpec, Settings
 
@@ -151,9 +152,12 @@ class ModelRequests(RegularRequestHandler):
         super().__init__(lit_api, server)
         self.waiting: dict[str, ResponseBufferItem] = {}
         self.patience = response_timeout + LOST_GRACE_S
+        self.metrics: Metrics | None = None  # the frontend's, counting each request's queue time
 
     async def answer(self, request: RequestInput) -> Answer:
         uid, _ = await self._submit_request(request)  # no await inside: nothing answers before
+        if self.metrics is not None:  # LitServe gathers the batch in its worker: its wait there
+            self.metrics.scheduled(request.request_id)  # counts as inference time
         item = self.server.response_buffer[uid] = ResponseBufferItem(asyncio.Event())
         self.waiting[uid] = item
         try:
@@ -244,6 +248,8 @@ class TorchServeFrontend:
         watch: What reports dead workers to this (the API server's) process.
         versions: Each model's version (its manifest's), by model name.
         open_inference_protocol: Answer KServe v2's server routes (`/v2/health/ready`, ...).
+        metrics_address: (host, port) of TorchServe's metrics API, served beside this one.
+        metrics_mode: TorchServe's `metrics_mode` ("prometheus": the counters at `/metrics`).
     """
 
     def __init__(
@@ -253,23 +259,33 @@ class TorchServeFrontend:
         watch: WorkerWatch,
         versions: dict[str, str],
         open_inference_protocol: bool = False,
+        metrics_address: tuple[str, int] | None = None,
+        metrics_mode: str = "log",
     ) -> None:
         self.app, self.handlers, self.watch, self.versions = app, handlers, watch, versions
         self.open_inference_protocol = open_inference_protocol
+        self.metrics_address, self.metrics_mode = metrics_address, metrics_mode
+        self.metrics = Metrics()
         self.listening = False
 
     async def __call__(self, scope, receive, send) -> None:
         if not self.listening:  # the first call (lifespan) runs in the API server's process
             self.listening = True
             self.watch.listen(self.handlers)
+            for handler in self.handlers.values():
+                handler.metrics = self.metrics
+            if self.metrics_address is not None:
+                serve_metrics(self.metrics, self.metrics_mode, *self.metrics_address)
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         outcome = await admit_request(
             scope, receive, self.handlers, self.versions, self.open_inference_protocol
         )
-        if not isinstance(outcome, Answer):
-            outcome = await self.handlers[outcome.model].answer(outcome.request)
-        await send_answer(outcome, scope, receive, send)
+        answer = await counted(outcome, self._run, self.metrics)
+        await send_answer(answer, scope, receive, send)
+
+    async def _run(self, job) -> Answer:
+        return await self.handlers[job.model].answer(job.request)
 
 
 def build(
@@ -299,6 +315,8 @@ def build(
         watch=watch,
         versions=versions,
         open_inference_protocol=settings.open_inference_protocol,
+        metrics_address=(settings.host, settings.metrics_port),
+        metrics_mode=settings.metrics_mode,
     )
     return server, watch
 

@@ -41,6 +41,9 @@ class Settings:
         service_envelope: TorchServe's `service_envelope` ("kserve", "kservev2"), or None.
         open_inference_protocol: TorchServe's `ts_open_inference_protocol`: KServe v2's server
             routes (`/v2/health/live`, `/v2/health/ready`, `/v2`) answer.
+        metrics_port: The metrics API's port (`/metrics`), TorchServe's `metrics_address`'s.
+        metrics_mode: TorchServe's `metrics_mode`: "prometheus" writes the counters at
+            `/metrics`; "log" (its default) writes nothing there.
     """
 
     port: int = 8080
@@ -52,6 +55,8 @@ class Settings:
     model_api: bool = False  # TorchServe's default: no registration over HTTP
     service_envelope: str | None = None  # TorchServe's default: the request as it came
     open_inference_protocol: bool = False
+    metrics_port: int = 8082  # TorchServe's
+    metrics_mode: str = "log"  # TorchServe's default
 
 
 def parse_models(

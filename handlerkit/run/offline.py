@@ -15,7 +15,7 @@ import threading
 import weakref
 from collections.abc import Mapping, Sequence
 
-from ..serving import frontend, kserve
+from ..serving import frontend, kserve, metrics
 from ..serving.frontend import Answer, HandlerError, Job
 from ..serving.model_folder import open_model
 from ..serving.worker import Worker, run_batch
@@ -50,6 +50,8 @@ class OfflineServer:
             to every request by `ts`'s envelope code; None: the request as it came.
         open_inference_protocol: TorchServe's `ts_open_inference_protocol`: KServe v2's server
             routes (`/v2`, `/v2/health/live`, `/v2/health/ready`) answer.
+        metrics_mode: TorchServe's `metrics_mode`: "prometheus" to read the counters as
+            Prometheus text from `metrics_api()`; "log" (TorchServe's default) answers none.
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class OfflineServer:
         response_timeout: float | None = None,
         service_envelope: str | None = None,
         open_inference_protocol: bool = False,
+        metrics_mode: str = "log",
     ) -> None:
         if response_timeout is not None and not isolate:
             raise ValueError(
@@ -79,6 +82,8 @@ class OfflineServer:
         self.limit_max_image_pixels = limit_max_image_pixels
         self.service_envelope = kserve.check_envelope(service_envelope)
         self.open_inference_protocol = open_inference_protocol
+        self.metrics_mode = _metrics_mode(metrics_mode)
+        self.metrics = metrics.Metrics()  # TorchServe's frontend counters (`metrics_api`)
         self.workers: dict[str, Worker] = {}
         weakref.finalize(self, _close_all, self.workers)  # unpacked folders go with the server
 
@@ -172,16 +177,34 @@ class OfflineServer:
             for body, headers in requests
         ]
         jobs = [(i, job) for i, job in enumerate(admitted) if isinstance(job, Job)]
-        if not jobs:
-            return admitted
+        if jobs:
+            self._run_jobs(jobs, admitted)
+        for answer in admitted:
+            self.metrics.answered(answer.status)
+        return admitted
+
+    def _run_jobs(self, jobs: list[tuple[int, Job]], answers: list) -> None:
+        """Each job's answer into its place in `answers`, in calls of at most `batch_size`."""
+        for _, job in jobs:
+            self.metrics.admitted(job)
         with self._turn:  # a worker's last error belongs to the batch it ran
             name = jobs[0][1].model
             size = self.batch_size(name) or len(jobs)
             for start in range(0, len(jobs), size):
-                chunk = jobs[start : start + size]
-                for (i, _), answer in zip(chunk, self._run(name, [job for _, job in chunk])):
-                    admitted[i] = answer
-        return admitted
+                chunk = [job for _, job in jobs[start : start + size]]
+                for job in chunk:
+                    self.metrics.scheduled(job.request.request_id)
+                for (i, _), answer in zip(jobs[start : start + size], self._run(name, chunk)):
+                    answers[i] = answer
+                for job in chunk:
+                    self.metrics.finished(job)
+
+    def metrics_api(self, target: str = "/metrics") -> Answer:
+        """A GET to TorchServe's metrics API (its own address there): `/metrics`, or
+        `/metrics?name[]=ts_inference_requests_total`; Prometheus text in `prometheus` mode."""
+        answer = metrics.api_answer(self.metrics, target, self.metrics_mode)
+        self.metrics.answered(answer.status)
+        return answer
 
     def _run(self, name: str, jobs: list[Job]) -> list[Answer]:
         """One `handle` call; a handler that raised SystemExit or KeyboardInterrupt is a dead
@@ -204,6 +227,12 @@ class OfflineServer:
 
     def __repr__(self) -> str:
         return f"<OfflineServer models={list(self.models)}>"
+
+
+def _metrics_mode(mode: str) -> str:
+    if mode not in metrics.MODES:
+        raise ValueError(f"metrics_mode={mode!r}: choose one of {', '.join(metrics.MODES)}")
+    return mode
 
 
 def _close_all(workers: dict[str, Worker]) -> None:

@@ -31,8 +31,9 @@ import uvicorn
 from ray import serve
 
 from ..serving.frontend import Answer, RequestInput, error_answer
+from ..serving.metrics import Metrics
 from ..serving.model_folder import ModelFolder, mar_bytes, open_model, version_of
-from .asgi import admit_request, bind, case_keeping_protocol, send_answer
+from .asgi import admit_request, bind, case_keeping_protocol, counted, send_answer, serve_metrics
 from .model_process import ModelProcess
 from .models import ModelSpec, Settings
 
@@ -111,8 +112,11 @@ class Frontend:
         replicas: int,
         open_inference_protocol: bool = False,
     ) -> None:
+        self.metrics = Metrics()  # TorchServe's frontend counters
         self.batches = {
-            spec.name: batched_calls(handles[spec.name], spec, BATCHES_PER_REPLICA * replicas)
+            spec.name: batched_calls(
+                handles[spec.name], spec, BATCHES_PER_REPLICA * replicas, self.metrics
+            )
             for spec in specs
         }
         self.versions = {spec.name: version_of(spec.source) for spec in specs}
@@ -124,9 +128,11 @@ class Frontend:
         outcome = await admit_request(
             scope, receive, self.batches, self.versions, self.open_inference_protocol
         )
-        if not isinstance(outcome, Answer):
-            outcome = await self.batches[outcome.model](outcome.request)
-        await send_answer(outcome, scope, receive, send)
+        answer = await counted(outcome, self._run, self.metrics)
+        await send_answer(answer, scope, receive, send)
+
+    async def _run(self, job) -> Answer:
+        return await self.batches[job.model](job.request)
 
 
 @serve.deployment(num_replicas=1, max_ongoing_requests=1, logging_config=QUIET)
@@ -141,6 +147,8 @@ class HttpFrontend:
         replicas: Replicas per model.
         host, port: Where TorchServe's inference API listens.
         open_inference_protocol: Answer KServe v2's server routes (`/v2/health/ready`, ...).
+        metrics_port, metrics_mode: TorchServe's metrics API on host:metrics_port, and its
+            `metrics_mode` ("prometheus": the counters at `/metrics`).
     """
 
     async def __init__(
@@ -151,9 +159,13 @@ class HttpFrontend:
         host,
         port,
         open_inference_protocol: bool = False,
+        metrics_port: int = 8082,
+        metrics_mode: str = "log",
     ):
+        frontend = Frontend(handles, specs, replicas, open_inference_protocol)
+        self.metrics_server = serve_metrics(frontend.metrics, metrics_mode, host, metrics_port)
         config = uvicorn.Config(
-            Frontend(handles, specs, replicas, open_inference_protocol),
+            frontend,
             lifespan="off",
             log_level="warning",
             http=case_keeping_protocol(),  # header names as written, as TorchServe passes them
@@ -169,17 +181,21 @@ class HttpFrontend:
 
     def __del__(self) -> None:
         self.server.should_exit = True
+        self.metrics_server.should_exit = True
 
 
-def batched_calls(handle, spec: ModelSpec, in_flight: int):
+def batched_calls(handle, spec: ModelSpec, in_flight: int, metrics: Metrics):
     """A model's requests in Ray Serve batches: the function returned takes one request and
     returns its `Answer`; Ray gathers up to `spec.batch_size` requests (waiting at most
-    `max_batch_delay`), and each batch is one call of a replica's `run`."""
+    `max_batch_delay`), and each batch is one call of a replica's `run` (when it leaves, the
+    requests' queue time ends, in `metrics`)."""
     # Over gRPC, as in Ray Serve's throughput mode; the handle came from the serve command,
     # where that mode is off, so it is asked for here.
     run = handle.options(_by_reference=False).run
 
     async def rows(batch: list[RequestInput]) -> list[Answer]:
+        for request in batch:
+            metrics.scheduled(request.request_id)
         try:
             return await run.remote(batch)
         except Exception as error:  # the replica died or Ray failed: a server fault, 5xx
@@ -228,6 +244,8 @@ def application(specs: list[ModelSpec], settings: Settings):
         settings.host,
         settings.port,
         settings.open_inference_protocol,
+        settings.metrics_port,
+        settings.metrics_mode,
     )
 
 

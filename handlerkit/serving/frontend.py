@@ -91,10 +91,12 @@ class RequestInput:
 
 @dataclass
 class Job:
-    """A request the frontend admitted: the model it goes to and the worker input it becomes."""
+    """A request the frontend admitted: the model it goes to and the worker input it becomes.
+    `named_version`: the version its path named (None: none; TorchServe's metrics say "default")."""
 
     model: str
     request: RequestInput
+    named_version: str | None = None
 
 
 @dataclass
@@ -208,7 +210,7 @@ def admit(
         return version_not_found_answer(where.model, where.version)
     if method == "OPTIONS":  # methods are case-sensitive: "options" predicts
         return model_api_answer(where.model)
-    return Job(where.model, request)
+    return Job(where.model, request, named_version=where.version)
 
 
 def request_input(
