@@ -1,8 +1,8 @@
 """TorchServe's own API test cases (pytorch/serve test/postman, adapted) replayed against servers.
 
 Against a real TorchServe 0.12 (`-m serve`) they prove the adapted data right; against
-`OfflineServer` they measure how far its inference API is from TorchServe's (it has no management
-or metrics API: those steps are skipped). LitServe and Ray Serve take a `Target` the same way.
+`OfflineServer`, LitServe and Ray Serve (`-m engines`) they measure how far their inference API is
+from TorchServe's (they have no management or metrics API yet: those steps are skipped).
 """
 
 from __future__ import annotations
@@ -83,6 +83,29 @@ def test_offline_server_answers_as_the_reference(suite, reference_store):
             return answer.status, answer.body
 
         outcomes = replay(steps, {"inference": send, "management": None, "metrics": None})
+    assert not _problems(outcomes), summary(outcomes)
+
+
+ENGINE_RUNS = [
+    pytest.param(engine, suite, marks=pytest.mark.engines)
+    for engine in ("litserve", "ray")
+    for suite in INFERENCE_SUITES
+]
+
+
+@pytest.mark.parametrize("engine, suite", ENGINE_RUNS)
+def test_engines_answer_as_the_reference(engine, suite, reference_store):
+    """`python -m handlerkit serve --engine ENGINE` with the suite's `service_envelope`: the
+    inference steps over HTTP (no management or metrics API yet: those steps are skipped)."""
+    from handlerkit.run.child import EngineServer
+
+    pytest.importorskip(engine)
+    steps = CASES["suites"][suite]["steps"]
+    envelope = CASES["suites"][suite]["config"].get("service_envelope")
+    models = _registered(steps, reference_store)
+    with EngineServer(models, engine, service_envelope=envelope) as server:
+        senders = senders_for(Target(server.url))
+        outcomes = replay(steps, senders)
     assert not _problems(outcomes), summary(outcomes)
 
 
