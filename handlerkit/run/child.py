@@ -97,7 +97,8 @@ class EngineServer:
             argv += ["--enable-model-api"] if s.model_api else []
         argv += ["--service-envelope", s.service_envelope] if s.service_envelope else []
         argv += ["--open-inference-protocol"] if s.open_inference_protocol else []
-        argv += ["--metrics-port", str(self.metrics_port), "--metrics-mode", s.metrics_mode]
+        argv += ["--metrics-port", str(self.metrics_port)] if self.metrics_port else []
+        argv += ["--metrics-mode", s.metrics_mode] if s.metrics_mode != "log" else []
         argv += ["--address", s.address] if s.address else []
         argv += ["--handler", self.handler] if self.handler else []
         return argv
