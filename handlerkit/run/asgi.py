@@ -6,12 +6,15 @@ request goes on as a `Job`, to LitServe's request handler or to a Ray Serve batc
 `Answer` comes back as the HTTP response it was. TorchServe's limits hold while reading, as in
 Netty: a body past `max_request_size` (declared or streamed) is answered 413 before it is
 buffered, headers past 8 KiB 400; uvicorn's h11 parser bounds what it buffers before that.
+Every answer is counted in TorchServe's metrics (`counted`), which its metrics API, on a port of
+its own, writes as Prometheus text (`serve_metrics`).
 """
 
 from __future__ import annotations
 
 import socket
 
+from ..serving import metrics
 from ..serving.frontend import MAX_REQUEST_SIZE, Answer, Job, admit, error_answer
 from ..serving.versions import Versions
 
@@ -42,10 +45,13 @@ def bind(host: str, port: int) -> socket.socket:
     return bound
 
 
-async def admit_request(scope: dict, receive, served: Versions) -> Answer | Job:
+async def admit_request(
+    scope: dict, receive, served: Versions, open_inference_protocol: bool = False
+) -> Answer | Job:
     """The request read and put through TorchServe's frontend rules: the frontend's own `Answer`
-    (`/ping`, unknown paths, models and versions, headers or a body over the limits) or the
-    model's `Job`. Header names reach the handler as the client wrote them, as on TorchServe."""
+    (`/ping`, unknown paths, models and versions, headers or a body over the limits, KServe v2's
+    server routes) or the model's `Job`. Header names reach the handler as the client wrote
+    them, as on TorchServe."""
     if sum(len(k) + len(v) + 2 for k, v in scope["headers"]) > MAX_HEADER_SIZE:
         return error_answer(400, "BadRequestException", "Invalid HTTP message.")
     names = scope.get(HEADER_NAMES) or [k for k, _ in scope["headers"]]
@@ -61,13 +67,58 @@ async def admit_request(scope: dict, receive, served: Versions) -> Answer | Job:
         return TOO_LARGE
     except ValueError:
         return error_answer(400, "BadRequestException", "Invalid HTTP message.")
-    query = scope.get("query_string", b"").decode("latin-1")
-    path = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
-    path += f"?{query}" if query else ""
-    answer = admit(path, body, headers, served, scope["method"])
+    path = _target(scope)
+    answer = admit(path, body, headers, served, scope["method"], open_inference_protocol)
     if scope["method"] == "HEAD" and isinstance(answer, Answer):
         answer = Answer(answer.status, b"", answer.headers, answer.error)
     return answer
+
+
+def _target(scope: dict) -> str:
+    """The request target as sent: the raw path and the query string."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    path = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
+    return path + (f"?{query}" if query else "")
+
+
+async def counted(outcome: Answer | Job, run, counters: metrics.Metrics) -> Answer:
+    """The frontend's own answer, or the job's answer from `run(job)` (a coroutine function),
+    counted as TorchServe's frontend counts (`serving.metrics.Metrics`)."""
+    if isinstance(outcome, Job):
+        counters.admitted(outcome)
+        answer = await run(outcome)
+        counters.finished(outcome)
+        outcome = answer
+    counters.answered(outcome.status)
+    return outcome
+
+
+def metrics_app(counters: metrics.Metrics, mode: str):
+    """TorchServe's metrics API as an ASGI app (`/metrics`; Prometheus text in prometheus mode)."""
+
+    async def app(scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        answer = metrics.api_answer(counters, _target(scope), mode)
+        counters.answered(answer.status)
+        await send_answer(answer, scope, receive, send)
+
+    return app
+
+
+def serve_metrics(counters: metrics.Metrics, mode: str, host: str, port: int):
+    """Start the metrics API on host:port, on this event loop; returns the uvicorn server (set
+    its `should_exit` to stop it)."""
+    import asyncio
+
+    import uvicorn  # the engines' dependency, not the core's
+
+    config = uvicorn.Config(metrics_app(counters, mode), lifespan="off", log_level="warning")
+    server = uvicorn.Server(config)
+    listening = bind(host, port)
+    listening.listen(128)
+    asyncio.get_running_loop().create_task(server.serve(sockets=[listening]))
+    return server
 
 
 HEADER_NAMES = "handlerkit.header_names"  # the scope's key for the names as written

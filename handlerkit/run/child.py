@@ -43,7 +43,9 @@ class EngineServer:
         handler: For model folders without `handler.py`: a builtin name or a handler file.
         startup_timeout: Seconds allowed until `/ping` answers.
         **settings: `Settings` fields: port (default: a free one), host, replicas, address,
-            response_timeout, token_auth (torchserve; default False here), model_api.
+            response_timeout, token_auth (torchserve; default False here), model_api,
+            service_envelope, open_inference_protocol, metrics_port (default: a free one),
+            metrics_mode.
     """
 
     def __init__(
@@ -68,9 +70,10 @@ class EngineServer:
         self.batch_size, self.max_batch_delay = batch_size, max_batch_delay
         # A local helper whose clients carry no keys: TorchServe's token authorization off
         # unless asked for (the command's default is TorchServe's: on).
-        self.settings = Settings(**{"port": 0, "token_auth": False, **settings})
+        self.settings = Settings(**{"port": 0, "metrics_port": 0, "token_auth": False, **settings})
         self.process: subprocess.Popen | None = None
         self.port: int | None = None
+        self.metrics_port: int | None = None
         self._log = None
         self.leftovers: dict[int, str] = {}  # what was still running after Ctrl-C
 
@@ -78,6 +81,11 @@ class EngineServer:
     def url(self) -> str:
         """The inference API's base URL, e.g. http://127.0.0.1:8080."""
         return f"http://{self.settings.host}:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        """The metrics API's base URL (`/metrics` below it)."""
+        return f"http://{self.settings.host}:{self.metrics_port}"
 
     def command(self) -> list[str]:
         """The command line this server runs."""
@@ -93,6 +101,10 @@ class EngineServer:
         if self.engine == "torchserve":
             argv += [] if s.token_auth else ["--disable-token-auth"]
             argv += ["--enable-model-api"] if s.model_api else []
+        argv += ["--service-envelope", s.service_envelope] if s.service_envelope else []
+        argv += ["--open-inference-protocol"] if s.open_inference_protocol else []
+        argv += ["--metrics-port", str(self.metrics_port)] if self.metrics_port else []
+        argv += ["--metrics-mode", s.metrics_mode] if s.metrics_mode != "log" else []
         argv += ["--address", s.address] if s.address else []
         argv += ["--handler", self.handler] if self.handler else []
         return argv
@@ -107,6 +119,9 @@ class EngineServer:
     def start(self) -> EngineServer:
         """Start the engine and wait until its models are loaded and it answers `/ping`."""
         self.port = self.settings.port or free_port()
+        self.metrics_port = self.settings.metrics_port or free_port()
+        while self.metrics_port == self.port:  # two free ports, not the same one twice
+            self.metrics_port = free_port()
         self._log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             self.command(), stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True

@@ -36,9 +36,10 @@ from litserve.server import RegularRequestHandler
 from litserve.utils import LitAPIStatus, ResponseBufferItem
 
 from ..serving.frontend import Answer, RequestInput, error_answer, worker_died_answer
+from ..serving.metrics import Metrics
 from ..serving.model_folder import ModelFolder, open_model
 from ..serving.versions import Key, Versions
-from .asgi import admit_request, case_keeping_protocol, send_answer
+from .asgi import admit_request, case_keeping_protocol, counted, send_answer, serve_metrics
 from .model_process import ModelProcess
 from .models import ModelSpec, Settings, served
 
@@ -96,7 +97,9 @@ class ModelAPI(ls.LitAPI):
         folder: The model unpacked (a folder with `MAR-INF/MANIFEST.json`).
     """
 
-    def __init__(self, spec: ModelSpec, folder: str, response_timeout: float) -> None:
+    def __init__(
+        self, spec: ModelSpec, folder: str, response_timeout: float, envelope: str | None = None
+    ) -> None:
         super().__init__(
             max_batch_size=spec.batch_size,
             batch_timeout=spec.max_batch_delay / 1000,
@@ -105,14 +108,19 @@ class ModelAPI(ls.LitAPI):
         )
         self.name, self.folder, self.batch_size = spec.name, folder, spec.batch_size
         self.key = spec.key
-        self.response_timeout = response_timeout
+        self.response_timeout, self.envelope = response_timeout, envelope
         self.worker: ModelProcess | None = None
 
     def setup(self, device: str) -> None:
         """In LitServe's worker process: load the model in a child, as TorchServe's worker."""
         gpu_id = int(device.split(":")[1]) if device.startswith("cuda:") else None
         self.worker = ModelProcess(
-            self.name, self.folder, self.batch_size, gpu_id, response_timeout=self.response_timeout
+            self.name,
+            self.folder,
+            self.batch_size,
+            gpu_id,
+            response_timeout=self.response_timeout,
+            envelope=self.envelope,
         )
 
     def decode_request(self, request: RequestInput) -> RequestInput:
@@ -146,9 +154,12 @@ class ModelRequests(RegularRequestHandler):
         super().__init__(lit_api, server)
         self.waiting: dict[str, ResponseBufferItem] = {}
         self.patience = response_timeout + LOST_GRACE_S
+        self.metrics: Metrics | None = None  # the frontend's, counting each request's queue time
 
     async def answer(self, request: RequestInput) -> Answer:
         uid, _ = await self._submit_request(request)  # no await inside: nothing answers before
+        if self.metrics is not None:  # LitServe gathers the batch in its worker: its wait there
+            self.metrics.scheduled(request.request_id)  # counts as inference time
         item = self.server.response_buffer[uid] = ResponseBufferItem(asyncio.Event())
         self.waiting[uid] = item
         try:
@@ -238,24 +249,43 @@ class TorchServeFrontend:
         handlers: The request handler for each model's LitAPI, by (name, version).
         watch: What reports dead workers to this (the API server's) process.
         served: The models' versions, and each model's default.
+        open_inference_protocol: Answer KServe v2's server routes (`/v2/health/ready`, ...).
+        metrics_address: (host, port) of TorchServe's metrics API, served beside this one.
+        metrics_mode: TorchServe's `metrics_mode` ("prometheus": the counters at `/metrics`).
     """
 
     def __init__(
-        self, app, handlers: dict[Key, ModelRequests], watch: WorkerWatch, served: Versions
+        self,
+        app,
+        handlers: dict[Key, ModelRequests],
+        watch: WorkerWatch,
+        served: Versions,
+        open_inference_protocol: bool = False,
+        metrics_address: tuple[str, int] | None = None,
+        metrics_mode: str = "log",
     ) -> None:
         self.app, self.handlers, self.watch, self.served = app, handlers, watch, served
+        self.open_inference_protocol = open_inference_protocol
+        self.metrics_address, self.metrics_mode = metrics_address, metrics_mode
+        self.metrics = Metrics()
         self.listening = False
 
     async def __call__(self, scope, receive, send) -> None:
         if not self.listening:  # the first call (lifespan) runs in the API server's process
             self.listening = True
             self.watch.listen(self.handlers)
+            for handler in self.handlers.values():
+                handler.metrics = self.metrics
+            if self.metrics_address is not None:
+                serve_metrics(self.metrics, self.metrics_mode, *self.metrics_address)
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        outcome = await admit_request(scope, receive, self.served)
-        if not isinstance(outcome, Answer):
-            outcome = await self.handlers[outcome.key].answer(outcome.request)
-        await send_answer(outcome, scope, receive, send)
+        outcome = await admit_request(scope, receive, self.served, self.open_inference_protocol)
+        answer = await counted(outcome, self._run, self.metrics)
+        await send_answer(answer, scope, receive, send)
+
+    async def _run(self, job) -> Answer:
+        return await self.handlers[job.key].answer(job.request)
 
 
 def build(
@@ -263,8 +293,11 @@ def build(
 ) -> tuple[ls.LitServer, WorkerWatch]:
     """A `LitServer` for unpacked models, TorchServe's API in front, and the watch that restarts
     its workers (neither started)."""
-    timeout = settings.response_timeout
-    apis = {spec.key: ModelAPI(spec, str(folder.path), timeout) for spec, folder in models.items()}
+    timeout, envelope = settings.response_timeout, settings.service_envelope
+    apis = {
+        spec.key: ModelAPI(spec, str(folder.path), timeout, envelope)
+        for spec, folder in models.items()
+    }
     server = ls.LitServer(
         list(apis.values()),
         accelerator="auto",
@@ -275,8 +308,15 @@ def build(
     watch = WorkerWatch(server, list(apis.values()))
     handlers = {key: ModelRequests(api, server, timeout) for key, api in apis.items()}
     # Outermost: the request never reaches LitServe's routes and middlewares (gzip).
-    table = served(list(models))
-    server.app.add_middleware(TorchServeFrontend, handlers=handlers, watch=watch, served=table)
+    server.app.add_middleware(
+        TorchServeFrontend,
+        handlers=handlers,
+        watch=watch,
+        served=served(list(models)),
+        open_inference_protocol=settings.open_inference_protocol,
+        metrics_address=(settings.host, settings.metrics_port),
+        metrics_mode=settings.metrics_mode,
+    )
     return server, watch
 
 

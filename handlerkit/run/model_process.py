@@ -35,6 +35,7 @@ class ModelProcess:
         threads: torch's intra-op threads in the child; None keeps torch's default there.
         response_timeout: Seconds a batch may take; past them the child is killed, the batch
             answered "Worker died." and a new child started (TorchServe's `responseTimeout`).
+        envelope: TorchServe's `service_envelope` ("kserve", "kservev2"), or None.
     """
 
     def __init__(
@@ -45,8 +46,9 @@ class ModelProcess:
         gpu_id: int | None,
         threads: int | None = None,
         response_timeout: float = RESPONSE_TIMEOUT_S,
+        envelope: str | None = None,
     ) -> None:
-        self.args = (name, str(folder), batch_size, gpu_id, threads)
+        self.args = (name, str(folder), batch_size, gpu_id, threads, envelope)
         self.response_timeout = response_timeout
         self.process = None
         self.pipe = None
@@ -100,11 +102,11 @@ class ModelProcess:
 class Isolated(ModelProcess):
     """`OfflineServer(isolate=True)`'s model: a `ModelProcess` that owns its unpacked folder."""
 
-    def __init__(self, name, folder, batch_size, gpu_id, response_timeout) -> None:
+    def __init__(self, name, folder, batch_size, gpu_id, response_timeout, envelope=None) -> None:
         self.name, self.folder = name, folder
         self.entry = None  # the handler lives in the child
         self.load_error = None
-        super().__init__(name, folder.path, batch_size, gpu_id, response_timeout=response_timeout)
+        super().__init__(name, folder.path, batch_size, gpu_id, None, response_timeout, envelope)
 
     def close(self) -> None:
         super().close()
@@ -119,7 +121,13 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def serve_batches(
-    pipe, name: str, folder: str, batch_size: int, gpu_id: int | None, threads: int | None
+    pipe,
+    name: str,
+    folder: str,
+    batch_size: int,
+    gpu_id: int | None,
+    threads: int | None,
+    envelope: str | None = None,
 ) -> None:
     """In the child: load the model, then answer batches until the parent's end closes (or the
     parent is gone: a busy handler would not see the pipe close)."""
@@ -129,7 +137,8 @@ def serve_batches(
         import torch
 
         torch.set_num_threads(threads)
-    worker = Worker(name, open_model(Path(folder), name), batch_size, gpu_id, resident=True)
+    model = open_model(Path(folder), name)
+    worker = Worker(name, model, batch_size, gpu_id, resident=True, envelope=envelope)
     try:
         pipe.send(None)  # loaded (a failed load: run_batch answers 503 per request)
         while True:

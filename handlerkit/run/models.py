@@ -48,6 +48,12 @@ class Settings:
         response_timeout: Seconds a batch may compute before its worker is killed and restarted
             and its requests answered "Worker died." (TorchServe's `default_response_timeout`).
         token_auth, model_api: TorchServe only: its token authorization and model API.
+        service_envelope: TorchServe's `service_envelope` ("kserve", "kservev2"), or None.
+        open_inference_protocol: TorchServe's `ts_open_inference_protocol`: KServe v2's server
+            routes (`/v2/health/live`, `/v2/health/ready`, `/v2`) answer.
+        metrics_port: The metrics API's port (`/metrics`), TorchServe's `metrics_address`'s.
+        metrics_mode: TorchServe's `metrics_mode`: "prometheus" writes the counters at
+            `/metrics`; "log" (its default) writes nothing there.
     """
 
     port: int = 8080
@@ -57,6 +63,10 @@ class Settings:
     response_timeout: float = RESPONSE_TIMEOUT_S
     token_auth: bool = True  # TorchServe's default; its engine only (the others have no keys)
     model_api: bool = False  # TorchServe's default: no registration over HTTP
+    service_envelope: str | None = None  # TorchServe's default: the request as it came
+    open_inference_protocol: bool = False
+    metrics_port: int = 8082  # TorchServe's
+    metrics_mode: str = "log"  # TorchServe's default
 
 
 def parse_models(

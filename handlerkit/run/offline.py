@@ -15,7 +15,7 @@ import threading
 import weakref
 from collections.abc import Mapping, Sequence
 
-from ..serving import frontend
+from ..serving import frontend, kserve, metrics
 from ..serving.frontend import Answer, HandlerError, Job
 from ..serving.model_folder import open_model
 from ..serving.versions import Key, Versions
@@ -49,6 +49,13 @@ class OfflineServer:
             handler that calls `os._exit` or hangs cannot take this process with it.
         response_timeout: With `isolate`, seconds a batch may compute before its process is
             killed and restarted and its requests answered TorchServe's 500 "Worker died."
+        service_envelope: TorchServe's `service_envelope`: "kserve" (KServe v1's
+            `{"instances": [...]}`) or "kservev2" (the Open Inference Protocol's tensors), applied
+            to every request by `ts`'s envelope code; None: the request as it came.
+        open_inference_protocol: TorchServe's `ts_open_inference_protocol`: KServe v2's server
+            routes (`/v2`, `/v2/health/live`, `/v2/health/ready`) answer.
+        metrics_mode: TorchServe's `metrics_mode`: "prometheus" to read the counters as
+            Prometheus text from `metrics_api()`; "log" (TorchServe's default) answers none.
     """
 
     def __init__(
@@ -60,6 +67,9 @@ class OfflineServer:
         limit_max_image_pixels: bool = True,
         isolate: bool = False,
         response_timeout: float | None = None,
+        service_envelope: str | None = None,
+        open_inference_protocol: bool = False,
+        metrics_mode: str = "log",
     ) -> None:
         if response_timeout is not None and not isolate:
             raise ValueError(
@@ -77,6 +87,10 @@ class OfflineServer:
         self._handler = handler
         self.gpu_id = gpu_id
         self.limit_max_image_pixels = limit_max_image_pixels
+        self.service_envelope = kserve.check_envelope(service_envelope)
+        self.open_inference_protocol = open_inference_protocol
+        self.metrics_mode = _metrics_mode(metrics_mode)
+        self.metrics = metrics.Metrics()  # TorchServe's frontend counters (`metrics_api`)
         self.workers: dict[Key, Worker] = {}  # (name, version) -> its worker
         self.served = Versions()
         self._sources: dict[Key, Source] = {}
@@ -114,8 +128,15 @@ class OfflineServer:
             from .model_process import RESPONSE_TIMEOUT_S, Isolated
 
             timeout = self.response_timeout or RESPONSE_TIMEOUT_S
-            return Isolated(name, folder, size, self.gpu_id, timeout)
-        return Worker(name, folder, size, self.gpu_id, self.limit_max_image_pixels)
+            return Isolated(name, folder, size, self.gpu_id, timeout, self.service_envelope)
+        return Worker(
+            name,
+            folder,
+            size,
+            self.gpu_id,
+            self.limit_max_image_pixels,
+            envelope=self.service_envelope,
+        )
 
     def close(self) -> None:
         """Drop the handlers, remove the unpacked folders, and put back what the handlers
@@ -166,19 +187,38 @@ class OfflineServer:
         if not self.workers:
             self.start()
         admitted = [
-            frontend.admit(path, body, headers, self.served, method) for body, headers in requests
+            frontend.admit(path, body, headers, self.served, method, self.open_inference_protocol)
+            for body, headers in requests
         ]
         jobs = [(i, job) for i, job in enumerate(admitted) if isinstance(job, Job)]
-        if not jobs:
-            return admitted
+        if jobs:
+            self._run_jobs(jobs, admitted)
+        for answer in admitted:
+            self.metrics.answered(answer.status)
+        return admitted
+
+    def _run_jobs(self, jobs: list[tuple[int, Job]], answers: list) -> None:
+        """Each job's answer into its place in `answers`, in calls of at most `batch_size`."""
+        for _, job in jobs:
+            self.metrics.admitted(job)
         with self._turn:  # a worker's last error belongs to the batch it ran
             key = jobs[0][1].key  # one path: one model and version
             size = self.batch_size(key[0]) or len(jobs)
             for start in range(0, len(jobs), size):
-                chunk = jobs[start : start + size]
-                for (i, _), answer in zip(chunk, self._run(key, [job for _, job in chunk])):
-                    admitted[i] = answer
-        return admitted
+                chunk = [job for _, job in jobs[start : start + size]]
+                for job in chunk:
+                    self.metrics.scheduled(job.request.request_id)
+                for (i, _), answer in zip(jobs[start : start + size], self._run(key, chunk)):
+                    answers[i] = answer
+                for job in chunk:
+                    self.metrics.finished(job)
+
+    def metrics_api(self, target: str = "/metrics") -> Answer:
+        """A GET to TorchServe's metrics API (its own address there): `/metrics`, or
+        `/metrics?name[]=ts_inference_requests_total`; Prometheus text in `prometheus` mode."""
+        answer = metrics.api_answer(self.metrics, target, self.metrics_mode)
+        self.metrics.answered(answer.status)
+        return answer
 
     def _run(self, key: Key, jobs: list[Job]) -> list[Answer]:
         """One `handle` call; a handler that raised SystemExit or KeyboardInterrupt is a dead
@@ -206,6 +246,12 @@ class OfflineServer:
 
     def __repr__(self) -> str:
         return f"<OfflineServer models={list(self.models)}>"
+
+
+def _metrics_mode(mode: str) -> str:
+    if mode not in metrics.MODES:
+        raise ValueError(f"metrics_mode={mode!r}: choose one of {', '.join(metrics.MODES)}")
+    return mode
 
 
 def _close_all(workers: dict[Key, Worker]) -> None:

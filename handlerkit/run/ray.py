@@ -31,8 +31,9 @@ import uvicorn
 from ray import serve
 
 from ..serving.frontend import Answer, RequestInput, error_answer
+from ..serving.metrics import Metrics
 from ..serving.model_folder import ModelFolder, mar_bytes, open_model
-from .asgi import admit_request, bind, case_keeping_protocol, send_answer
+from .asgi import admit_request, bind, case_keeping_protocol, counted, send_answer, serve_metrics
 from .model_process import ModelProcess
 from .models import ModelSpec, Settings, served
 
@@ -63,6 +64,7 @@ class ModelReplica:
         batch_size: The model's batch size (what `ts` tells the handler).
         threads: torch's intra-op threads; None keeps Ray's (OMP_NUM_THREADS = reserved CPUs).
         response_timeout: Seconds a batch may compute before the model's process is restarted.
+        envelope: TorchServe's `service_envelope` ("kserve", "kservev2"), or None.
     """
 
     def __init__(
@@ -72,10 +74,11 @@ class ModelReplica:
         batch_size: int,
         threads: int | None,
         response_timeout: float,
+        envelope: str | None = None,
     ) -> None:
         self.folder = _unpack(name, archive)
         self.worker = ModelProcess(
-            name, self.folder.path, batch_size, _gpu_id(), threads, response_timeout
+            name, self.folder.path, batch_size, _gpu_id(), threads, response_timeout, envelope
         )
         self.compute = ThreadPoolExecutor(1)  # one batch at a time, as in TorchServe's worker
 
@@ -99,22 +102,35 @@ class Frontend:
         handles: Each model's deployment handle, by (name, version).
         specs: The models' versions, batch sizes and delays.
         replicas: Replicas per model (batches in flight: `BATCHES_PER_REPLICA` each).
+        open_inference_protocol: Answer KServe v2's server routes (`/v2/health/ready`, ...).
     """
 
-    def __init__(self, handles: dict, specs: list[ModelSpec], replicas: int) -> None:
+    def __init__(
+        self,
+        handles: dict,
+        specs: list[ModelSpec],
+        replicas: int,
+        open_inference_protocol: bool = False,
+    ) -> None:
+        self.metrics = Metrics()  # TorchServe's frontend counters
         self.batches = {
-            spec.key: batched_calls(handles[spec.key], spec, BATCHES_PER_REPLICA * replicas)
+            spec.key: batched_calls(
+                handles[spec.key], spec, BATCHES_PER_REPLICA * replicas, self.metrics
+            )
             for spec in specs
         }
         self.served = served(specs)
+        self.open_inference_protocol = open_inference_protocol
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":  # uvicorn runs with lifespan off: http only
             return
-        outcome = await admit_request(scope, receive, self.served)
-        if not isinstance(outcome, Answer):
-            outcome = await self.batches[outcome.key](outcome.request)
-        await send_answer(outcome, scope, receive, send)
+        outcome = await admit_request(scope, receive, self.served, self.open_inference_protocol)
+        answer = await counted(outcome, self._run, self.metrics)
+        await send_answer(answer, scope, receive, send)
+
+    async def _run(self, job) -> Answer:
+        return await self.batches[job.key](job.request)
 
 
 @serve.deployment(num_replicas=1, max_ongoing_requests=1, logging_config=QUIET)
@@ -128,11 +144,26 @@ class HttpFrontend:
         specs: The models, for their batch settings.
         replicas: Replicas per model.
         host, port: Where TorchServe's inference API listens.
+        open_inference_protocol: Answer KServe v2's server routes (`/v2/health/ready`, ...).
+        metrics_port, metrics_mode: TorchServe's metrics API on host:metrics_port, and its
+            `metrics_mode` ("prometheus": the counters at `/metrics`).
     """
 
-    async def __init__(self, handles: dict, specs: list[ModelSpec], replicas: int, host, port):
+    async def __init__(
+        self,
+        handles: dict,
+        specs: list[ModelSpec],
+        replicas: int,
+        host,
+        port,
+        open_inference_protocol: bool = False,
+        metrics_port: int = 8082,
+        metrics_mode: str = "log",
+    ):
+        frontend = Frontend(handles, specs, replicas, open_inference_protocol)
+        self.metrics_server = serve_metrics(frontend.metrics, metrics_mode, host, metrics_port)
         config = uvicorn.Config(
-            Frontend(handles, specs, replicas),
+            frontend,
             lifespan="off",
             log_level="warning",
             http=case_keeping_protocol(),  # header names as written, as TorchServe passes them
@@ -148,17 +179,21 @@ class HttpFrontend:
 
     def __del__(self) -> None:
         self.server.should_exit = True
+        self.metrics_server.should_exit = True
 
 
-def batched_calls(handle, spec: ModelSpec, in_flight: int):
+def batched_calls(handle, spec: ModelSpec, in_flight: int, metrics: Metrics):
     """A model's requests in Ray Serve batches: the function returned takes one request and
     returns its `Answer`; Ray gathers up to `spec.batch_size` requests (waiting at most
-    `max_batch_delay`), and each batch is one call of a replica's `run`."""
+    `max_batch_delay`), and each batch is one call of a replica's `run` (when it leaves, the
+    requests' queue time ends, in `metrics`)."""
     # Over gRPC, as in Ray Serve's throughput mode; the handle came from the serve command,
     # where that mode is off, so it is asked for here.
     run = handle.options(_by_reference=False).run
 
     async def rows(batch: list[RequestInput]) -> list[Answer]:
+        for request in batch:
+            metrics.scheduled(request.request_id)
         try:
             return await run.remote(batch)
         except Exception as error:  # the replica died or Ray failed: a server fault, 5xx
@@ -182,7 +217,14 @@ def application(specs: list[ModelSpec], settings: Settings):
     models = {
         spec.key: ModelReplica.options(
             name=f"model-{spec.name}@{spec.version}", num_replicas=settings.replicas
-        ).bind(spec.name, archive_bytes(spec), spec.batch_size, threads, settings.response_timeout)
+        ).bind(
+            spec.name,
+            archive_bytes(spec),
+            spec.batch_size,
+            threads,
+            settings.response_timeout,
+            settings.service_envelope,
+        )
         for spec in specs
     }
     frontend = HttpFrontend.options(
@@ -193,7 +235,16 @@ def application(specs: list[ModelSpec], settings: Settings):
             "runtime_env": THROUGHPUT_MODE,
         },
     )
-    return frontend.bind(models, specs, settings.replicas, settings.host, settings.port)
+    return frontend.bind(
+        models,
+        specs,
+        settings.replicas,
+        settings.host,
+        settings.port,
+        settings.open_inference_protocol,
+        settings.metrics_port,
+        settings.metrics_mode,
+    )
 
 
 def archive_bytes(spec: ModelSpec) -> bytes:

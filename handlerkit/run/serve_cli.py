@@ -12,6 +12,8 @@ import signal
 import sys
 from pathlib import Path
 
+from ..serving import metrics
+from ..serving.kserve import ENVELOPES
 from .asgi import bind
 from .cli import opens
 from .models import (
@@ -77,6 +79,26 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         action="store_true",
         help="torchserve: allow registering models over HTTP (TorchServe's default: off)",
     )
+    parser.add_argument(
+        "--service-envelope",
+        choices=ENVELOPES,
+        help="TorchServe's service_envelope: requests and answers in KServe v1 (kserve) or v2 "
+        "(kservev2) form, on every route (default: as they come)",
+    )
+    parser.add_argument(
+        "--open-inference-protocol",
+        action="store_true",
+        help="TorchServe's ts_open_inference_protocol: answer /v2, /v2/health/live and ready",
+    )
+    parser.add_argument(
+        "--metrics-port", type=int, default=8082, help="metrics API port (/metrics)"
+    )
+    parser.add_argument(
+        "--metrics-mode",
+        choices=metrics.MODES,
+        default="log",
+        help="TorchServe's metrics_mode: prometheus writes the counters at /metrics",
+    )
     parser.set_defaults(run=run)
     return parser
 
@@ -104,11 +126,19 @@ def run(args: argparse.Namespace) -> int:
         args.response_timeout,
         not args.disable_token_auth,
         args.enable_model_api,
+        args.service_envelope,
+        args.open_inference_protocol,
+        args.metrics_port,
+        args.metrics_mode,
     )
-    busy = _cannot_listen(settings.host, settings.port)
-    if busy:  # before any engine starts: they would fail later, and less clearly
-        print(f"handlerkit serve: cannot listen on {busy}: choose another --port", file=sys.stderr)
-        return 2
+    for option, port in (("--port", settings.port), ("--metrics-port", settings.metrics_port)):
+        busy = _cannot_listen(settings.host, port)
+        if busy:  # before any engine starts: they would fail later, and less clearly
+            print(
+                f"handlerkit serve: cannot listen on {busy}: choose another {option}",
+                file=sys.stderr,
+            )
+            return 2
     if args.engine == "ray" and args.address:
         use_cluster_token()
     run_forever = _engine(args.engine)

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from . import api_description, netty_forms
+from . import api_description, kserve, netty_forms
 from .netty_forms import FormError
 from .versions import Key, Versions
 
@@ -92,11 +92,13 @@ class RequestInput:
 @dataclass
 class Job:
     """A request the frontend admitted: the model and version it goes to, and the worker input
-    it becomes."""
+    it becomes. `named_version`: the version its path named (None: none; TorchServe's metrics
+    say "default")."""
 
     model: str
     request: RequestInput
     version: str
+    named_version: str | None = None
 
     @property
     def key(self) -> Key:
@@ -106,12 +108,15 @@ class Job:
 @dataclass
 class Route:
     """Where a path goes: `kind` is "ping", "predictions", "explanations", "api" (TorchServe's
-    API description), "root" (the description for OPTIONS), "not_allowed" or "not_found"."""
+    API description), "root" (the description for OPTIONS), "kserve_server" (an Open Inference
+    Protocol server path, named in `url_path`), "not_allowed" or "not_found". `protocol`: the
+    prediction's API, "torchserve", "kserve_v1" or "kserve_v2"."""
 
     kind: str
     model: str | None = None
     version: str | None = None
     url_path: str = ""
+    protocol: str = "torchserve"
 
 
 def route(path: str) -> Route:
@@ -132,7 +137,17 @@ def route(path: str) -> Route:
             return Route("not_found")
         version = segments[3] if len(segments) >= 4 else None
         return Route(segments[1], segments[2], version, "/".join(segments[4:]))
-    return Route("not_found")
+    return _kserve_route(segments)
+
+
+def _kserve_route(segments: list[str]) -> Route:
+    """KServe's paths, which TorchServe's frontend tries after its own (`kserve`)."""
+    found = kserve.inference_route(segments)
+    if found is not None:
+        kind, model = found
+        return Route(kind, model, protocol=f"kserve_{segments[1]}")
+    server = kserve.server_route(segments)
+    return Route("kserve_server", url_path=server) if server else Route("not_found")
 
 
 def _decoded_path(target: str) -> str:
@@ -161,12 +176,15 @@ def admit(
     headers: Mapping[str, str] | None,
     served: Versions,
     method: str = "POST",
+    open_inference_protocol: bool = False,
 ) -> Answer | Job:
     """What TorchServe's frontend does with one request before any worker sees it.
 
     Returns the frontend's own answer (`/ping`, the API description, an unknown path, model or
     version, a body over the size limit or one its form decoder rejects), or the `Job` to
     batch for the worker of the model and version it names (`served`: what the server has).
+    `open_inference_protocol`: TorchServe's `ts_open_inference_protocol` (KServe v2's server
+    routes, `/v2/health/ready` and the like, are answered; else they are not found).
     """
     if len(method) + len(path) + len(" ") + len(" HTTP/1.1") > MAX_INITIAL_LINE:
         return error_answer(400, "BadRequestException", "Invalid HTTP message.")
@@ -178,7 +196,9 @@ def admit(
         return error_answer(403, "IllegalArgumentException", str(error))
     if where.kind == "ping":
         return ping_answer()
-    if where.kind == "not_found":
+    if where.kind == "kserve_server" and open_inference_protocol:
+        return kserve_server_answer(where.url_path)
+    if where.kind in ("not_found", "kserve_server"):
         return not_found_answer()
     if where.kind == "not_allowed" or (where.kind == "root" and method != "OPTIONS"):
         return not_allowed_answer()
@@ -195,7 +215,7 @@ def admit(
         return version_not_found_answer(where.model, where.version)
     if method == "OPTIONS":  # methods are case-sensitive: "options" predicts
         return model_api_answer(where.model)
-    return Job(where.model, request, key[1])
+    return Job(where.model, request, key[1], named_version=where.version)
 
 
 def request_input(
@@ -205,7 +225,8 @@ def request_input(
     (as Netty's form decoder reads them; `FormError` when it rejects the body), or a single
     parameter "body" holding the raw bytes and the request's mime type as written."""
     merged = dict(headers)
-    merged["url_path"] = route.url_path
+    if route.protocol == "torchserve":  # TorchServe's KServe routes pass no url_path
+        merged["url_path"] = route.url_path
     merged["explain"] = "True" if route.kind == "explanations" else "False"
     content_type = _header(headers, "content-type")
     mime = netty_forms.mime_type(content_type)
@@ -284,6 +305,12 @@ def api_description_answer() -> Answer:
 def model_api_answer(name: str) -> Answer:
     """`OPTIONS /predictions/NAME`: TorchServe's OpenAPI description of the model's endpoint."""
     return Answer(200, api_description.model_api(name), {"content-type": "application/json"})
+
+
+def kserve_server_answer(kind: str) -> Answer:
+    """TorchServe's own answer on an Open Inference Protocol server path (`kserve.server_route`)."""
+    status, body = kserve.server_answer(kind)
+    return Answer(status, json_body(body), {"content-type": "application/json"})
 
 
 def too_large_answer() -> Answer:

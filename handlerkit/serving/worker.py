@@ -50,6 +50,8 @@ class Worker:
             cannot read it as meant (`contract.misleading`: a tensor, NaN, a Python repr).
         resident: The process is this model's alone: it works in the model folder for good,
             instead of entering it (and leaving it) at each call.
+        envelope: TorchServe's `service_envelope` ("kserve", "kservev2"): `ts`'s request
+            envelope around the handler, loaded by `ts`'s own loader, or None.
     """
 
     def __init__(
@@ -60,8 +62,10 @@ class Worker:
         gpu_id: int | None = None,
         limit_max_image_pixels: bool = True,
         resident: bool = False,
+        envelope: str | None = None,
     ) -> None:
         self.name, self.folder, self.resident = name, folder, resident
+        self.envelope = envelope
         self.service = None
         self.entry = None
         self.load_error: HandlerError | None = None
@@ -95,17 +99,18 @@ class Worker:
             self.folder.handler,
             gpu_id,
             batch_size,
-            None,
+            self.envelope,
             limit_max_image_pixels,
             metrics,
         )
         service.set_cl_socket(None)
-        entry = service._entry_point
+        holder, attribute = _entry_holder(service, self.envelope)
+        entry = getattr(holder, attribute)
         self.entry = getattr(entry, "__self__", None) or sys.modules[entry.__module__]
         function = entry.__name__
         # Look the entry point up at each call, so a trace that wraps it is seen, and keep
         # what it raises: the stage it came from and the traceback.
-        service._entry_point = lambda data, context: self._call(function, data, context)
+        setattr(holder, attribute, lambda data, context: self._call(function, data, context))
         self.service = service
 
     def _call(self, function: str, data, context):
@@ -182,6 +187,18 @@ class Worker:
         self.entry = None
         self._modules.clear()
         self.folder.remove()
+
+
+def _entry_holder(service, envelope: str | None) -> tuple[object, str]:
+    """Where `ts` keeps the handler's entry point: the Service's `_entry_point`, or, with a
+    service envelope, the envelope's `_handle_fn` (the Service then calls the envelope's
+    `handle`). Written against torchserve 0.12 (`ts.model_loader`, `request_envelope.base`)."""
+    if envelope is None:
+        return service, "_entry_point"
+    wrapper = getattr(service._entry_point, "__self__", None)
+    if not hasattr(wrapper, "_handle_fn"):
+        raise RuntimeError("ts changed: its envelope keeps no _handle_fn; update _entry_holder")
+    return wrapper, "_handle_fn"
 
 
 @contextmanager

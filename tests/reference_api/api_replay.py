@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 HERE = Path(__file__).parent
 CASES = HERE / "cases.json"
 
@@ -169,31 +167,11 @@ def structure(value: Any) -> Any:
 
 @contextlib.contextmanager
 def real_torchserve(store: Path, settings: dict[str, str]):
-    """A real TorchServe whose config.properties ends with `settings` (a later key wins).
-
-    `handlerkit.serve.TorchServe` writes its own config and takes no extra keys yet: this wraps
-    the `write_config` that `TorchServe.start` calls, found through that method's module so that
-    moving the module keeps it working. Remove it once TorchServe takes extra settings.
-    """
+    """A real TorchServe whose config.properties ends with `settings` (a later key wins)."""
     from handlerkit.serve import TorchServe
 
-    namespace = TorchServe.start.__globals__
-    original = namespace["write_config"]
-
-    def write_config(*args, **kwargs):
-        path = original(*args, **kwargs)
-        with path.open("a") as file:
-            file.writelines(f"{key}={value}\n" for key, value in settings.items())
-        return path
-
-    server = TorchServe(store, {}, startup_timeout=180)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(namespace, "write_config", write_config)
-        server.start()
-    try:
+    with TorchServe(store, {}, startup_timeout=180, config=settings) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _substitute(path: str, values: Mapping[str, str]) -> str:

@@ -1,8 +1,8 @@
 """TorchServe's own API test cases (pytorch/serve test/postman, adapted) replayed against servers.
 
 Against a real TorchServe 0.12 (`-m serve`) they prove the adapted data right; against
-`OfflineServer` they measure how far its inference API is from TorchServe's (it has no management
-or metrics API: those steps are skipped). LitServe and Ray Serve take a `Target` the same way.
+`OfflineServer`, LitServe and Ray Serve (`-m engines`) they measure how far their inference API is
+from TorchServe's (they have no management or metrics API yet: those steps are skipped).
 """
 
 from __future__ import annotations
@@ -68,22 +68,15 @@ def test_torchserve_answers_as_the_reference(suite, reference_store):
     assert not _problems(outcomes), summary(outcomes)
 
 
-NOT_YET = pytest.mark.xfail(
-    strict=True, reason="issue 31: OfflineServer has no KServe v1/v2 routes yet (404 today)"
-)
-
-
-@pytest.mark.parametrize(
-    "suite", [pytest.param(s, marks=NOT_YET) if "kserve" in s else s for s in INFERENCE_SUITES]
-)
+@pytest.mark.parametrize("suite", INFERENCE_SUITES)
 def test_offline_server_answers_as_the_reference(suite, reference_store):
-    """Inference steps only; the models the suite registers are loaded at start instead."""
+    """Inference steps only; the models the suite registers are loaded at start instead, with
+    the suite's `service_envelope`."""
     from handlerkit.offline import OfflineServer
 
     steps = CASES["suites"][suite]["steps"]
-    models = {s["register"]["name"]: reference_store / s["register"]["mar"] for s in steps
-              if "register" in s}  # fmt: skip
-    with OfflineServer(models) as server:
+    envelope = CASES["suites"][suite]["config"].get("service_envelope")
+    with OfflineServer(_registered(steps, reference_store), service_envelope=envelope) as server:
 
         def send(method, path, body, headers):
             answer = server.request(method, path, body, headers)
@@ -91,6 +84,34 @@ def test_offline_server_answers_as_the_reference(suite, reference_store):
 
         outcomes = replay(steps, {"inference": send, "management": None, "metrics": None})
     assert not _problems(outcomes), summary(outcomes)
+
+
+ENGINE_RUNS = [
+    pytest.param(engine, suite, marks=pytest.mark.engines)
+    for engine in ("litserve", "ray")
+    for suite in INFERENCE_SUITES
+]
+
+
+@pytest.mark.parametrize("engine, suite", ENGINE_RUNS)
+def test_engines_answer_as_the_reference(engine, suite, reference_store):
+    """`python -m handlerkit serve --engine ENGINE` with the suite's `service_envelope`: the
+    inference steps over HTTP (no management or metrics API yet: those steps are skipped)."""
+    from handlerkit.run.child import EngineServer
+
+    pytest.importorskip(engine)
+    steps = CASES["suites"][suite]["steps"]
+    envelope = CASES["suites"][suite]["config"].get("service_envelope")
+    models = _registered(steps, reference_store)
+    with EngineServer(models, engine, service_envelope=envelope) as server:
+        senders = senders_for(Target(server.url))
+        outcomes = replay(steps, senders)
+    assert not _problems(outcomes), summary(outcomes)
+
+
+def _registered(steps, store: Path) -> dict[str, Path]:
+    """The models a suite's steps register: name -> its .mar in the store."""
+    return {s["register"]["name"]: store / s["register"]["mar"] for s in steps if "register" in s}
 
 
 def test_a_wrong_status_or_body_fails():

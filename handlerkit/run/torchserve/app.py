@@ -44,6 +44,16 @@ def announce_ports(server: TorchServe) -> None:
     print("", end="", flush=True)
 
 
+def _extra_config(settings: Settings) -> dict[str, str]:
+    """TorchServe's own keys for the KServe and metrics settings."""
+    config = {"metrics_mode": settings.metrics_mode}
+    if settings.service_envelope:
+        config["service_envelope"] = settings.service_envelope
+    if settings.open_inference_protocol:
+        config["ts_open_inference_protocol"] = "true"
+    return config
+
+
 def run_forever(specs: list[ModelSpec], settings: Settings, ready=None) -> None:
     """Serve `specs` with a real TorchServe in the foreground until interrupted (Ctrl-C)."""
     if settings.host != HOST:
@@ -65,10 +75,11 @@ def run_forever(specs: list[ModelSpec], settings: Settings, ready=None) -> None:
             store,
             mars,
             workers=settings.replicas,
-            ports={"inference": settings.port},
+            ports={"inference": settings.port, "metrics": settings.metrics_port},
             token_auth=settings.token_auth,
             model_api=settings.model_api,
             model_settings=batching,
+            config=_extra_config(settings),
         )
         with server:
             if ready is not None:

@@ -88,12 +88,14 @@ def write_config(
     token_auth: bool = False,
     model_api: bool = True,
     startup_models: Mapping[str, list[dict]] | None = None,
+    extra: Mapping[str, str] | None = None,
 ) -> Path:
     """Write the ``config.properties`` that keeps TorchServe local, quick and quiet.
 
     `token_auth` and `model_api` are TorchServe's own switches (its defaults: on, off);
     `startup_models` (name -> each version's settings, with `marName` and `version`) load at
-    start, the way to serve models when the model API (registration) is off."""
+    start, the way to serve models when the model API (registration) is off; `extra` keys are
+    written last (a later key wins)."""
     cores = os.cpu_count() or 1
     lines = [
         f"inference_address=http://{HOST}:{ports['inference']}",
@@ -127,6 +129,7 @@ def write_config(
             for name, versions in startup_models.items()
         }
         lines += [f"load_models={loads}", f"models={json.dumps(models)}"]
+    lines += [f"{key}={value}" for key, value in (extra or {}).items()]
     path = workdir / "config.properties"
     path.write_text("\n".join(lines) + "\n")
     return path

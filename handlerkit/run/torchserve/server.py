@@ -58,6 +58,7 @@ class TorchServe:
         token_auth: bool = False,
         model_api: bool = True,
         model_settings: Mapping[str, Mapping[str, int]] | None = None,
+        config: Mapping[str, str] | None = None,
     ) -> None:
         """Describe the server; nothing starts before `start()` or `with`.
 
@@ -77,6 +78,8 @@ class TorchServe:
             model_api: TorchServe's model API, registration over HTTP (its default: off).
                 Off: `models` are loaded at start, and `register` is refused.
             model_settings: Per model: `batch_size`, `max_batch_delay`, `response_timeout`.
+            config: More `config.properties` keys, written last (a later key wins), e.g.
+                `{"service_envelope": "kservev2"}`.
         """
         self.model_store = Path(model_store).resolve()
         self.models = {
@@ -91,6 +94,7 @@ class TorchServe:
         self._fixed_ports = dict(ports or {})
         self.token_auth, self.model_api = token_auth, model_api
         self.model_settings = {name: dict(s) for name, s in (model_settings or {}).items()}
+        self.config = dict(config or {})
         self.log_dir: Path | None = self._log_dir_arg
         self.ports: dict[str, int] = {}
         self._process: subprocess.Popen | None = None
@@ -190,6 +194,7 @@ class TorchServe:
             self.token_auth,
             self.model_api,
             None if self.model_api else self._startup_models(),
+            self.config,
         )
         _LIVE.add(self)
         try:
