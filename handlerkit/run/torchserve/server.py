@@ -21,9 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ...serving.frontend import Answer
 from ..models import HOST
 from .archive import archive, mar_in_store
-from .client import REQUEST_TIMEOUT_S, Answer, send
+from .client import REQUEST_TIMEOUT_S, send
 from .errors import ServeError
 from .logs import LOG_CONFIG, STARTED_LINE, file_size, read_from, worker_failure
 from .process import choose_ports, find_java, launch, port_in_use, stop_group, write_config
@@ -37,7 +38,7 @@ class TorchServe:
     Use it as a context manager so the Java server always stops, even when the body raises::
 
         with TorchServe("model_store", {"mnist": "mnist.mar"}) as server:
-            server.predict("mnist", png_bytes).body
+            server.predict("mnist", png_bytes).json()
 
     Attributes:
         model_store: Folder holding the `.mar` files.
@@ -337,7 +338,7 @@ class TorchServe:
         url = f"{self.management_url}/models?{urllib.parse.urlencode(params)}"
         answer = send("POST", url, self.startup_timeout, token=self.token("management"))
         if not answer.ok:
-            raise ServeError(f"TorchServe refused to register {name} from {mar}: {answer.body}")
+            raise ServeError(f"TorchServe refused to register {name} from {mar}: {answer.text}")
         return self._wait_until_ready(name, params["initial_workers"], offsets)
 
     def unregister(self, name: str) -> bool:
@@ -354,7 +355,7 @@ class TorchServe:
         if answer.status == 404:
             return False
         if not answer.ok:
-            raise ServeError(f"TorchServe could not unregister {name}: {answer.body}")
+            raise ServeError(f"TorchServe could not unregister {name}: {answer.text}")
         return True
 
     def describe(self, name: str) -> dict:
@@ -362,8 +363,8 @@ class TorchServe:
         url = f"{self.management_url}/models/{urllib.parse.quote(name)}"
         answer = send("GET", url, 10, token=self.token("management"))
         if not answer.ok:
-            raise ServeError(f"model {name} is not registered: {answer.body}")
-        return answer.body[0]
+            raise ServeError(f"model {name} is not registered: {answer.text}")
+        return answer.json()[0]
 
     def _wait_until_ready(self, name: str, workers: int, offsets: tuple[int, int]) -> dict:
         """Poll the model until `workers` are READY; fail fast when a worker dies."""
@@ -414,8 +415,9 @@ class TorchServe:
             content_type: The `Content-Type` header.
 
         Returns:
-            The status code and the parsed JSON body, also when TorchServe refuses the
-            request before reading it all (413: the body is over its max_request_size).
+            The `Answer` (status, body bytes, headers, seconds; `.json()` parses the body),
+            also when TorchServe refuses the request before reading it all (413: the body is
+            over its max_request_size).
         """
         url = f"{self.inference_url}/predictions/{urllib.parse.quote(name)}"
         return send("POST", url, REQUEST_TIMEOUT_S, data, content_type, self.token("inference"))
@@ -443,7 +445,7 @@ class TorchServe:
             try:
                 return self.predict(name, data, content_type)
             except (OSError, http.client.HTTPException) as error:  # report, do not lose it
-                return Answer(status=0, body=f"{type(error).__name__}: {error}")
+                return Answer(0, f"{type(error).__name__}: {error}".encode())
 
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
             return list(pool.map(one, payloads))
