@@ -21,7 +21,7 @@ import torch
 
 from handlerkit import samples
 from handlerkit.loading import import_one_class
-from handlerkit.run.torchserve import process as serve_process
+from handlerkit.run.launcher import group_members
 from handlerkit.serve import TorchServe, archive
 
 pytestmark = pytest.mark.serve
@@ -148,7 +148,7 @@ def server(store):
         group = running._process.pid  # TorchServe's launcher leads the group: java + workers
         yield running
     assert not running.running
-    assert serve_process.group_members(group) == set(), "a TorchServe process outlived the server"
+    assert group_members(group) == set(), "a TorchServe process outlived the server"
     for port in running.ports.values():
         with pytest.raises(OSError):
             http.client.HTTPConnection("127.0.0.1", port, timeout=1).connect()

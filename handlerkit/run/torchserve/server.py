@@ -1,15 +1,16 @@
 """`TorchServe`: a real local TorchServe that a notebook or a test starts, asks and stops.
 
-The centre of `handlerkit.serve`: it uses `process` to run Java, `client` to ask, `logs` to explain.
+The centre of `handlerkit.serve`: `process` says how to run Java, `run.launcher` runs and stops it,
+`client` asks it, `logs` explain it.
 """
 
 from __future__ import annotations
 
-import atexit
 import http.client
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -22,14 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from ...serving.frontend import Answer
+from .. import launcher
 from ..models import HOST
 from .archive import archive, mar_in_store
 from .client import REQUEST_TIMEOUT_S, send
 from .errors import ServeError
 from .logs import LOG_CONFIG, STARTED_LINE, file_size, read_from, worker_failure
-from .process import choose_ports, find_java, launch, port_in_use, stop_group, write_config
+from .process import choose_ports, command, environment, find_java, write_config
 
-_LIVE: set[TorchServe] = set()
+STOP_GRACE_S = 20.0  # for Java and its workers to exit on SIGTERM
 
 
 class TorchServe:
@@ -188,18 +190,8 @@ class TorchServe:
             self.model_api,
             None if self.model_api else self._startup_models(),
         )
-        _LIVE.add(self)
         try:
-            self._process = launch(
-                self._workdir,
-                self.log_dir,
-                self.model_store,
-                config,
-                LOG_CONFIG,
-                java,
-                self.token_auth,
-                self.model_api,
-            )
+            self._launch(config, java)
             self._wait_until_up()
             for name, mar in self.models.items():
                 if self.model_api:
@@ -211,32 +203,39 @@ class TorchServe:
             raise
         return self
 
+    def _launch(self, config: Path, java: str) -> None:
+        """Start `torchserve --foreground` in the work folder, its output in `console.log`."""
+        argv = command(self.model_store, config, LOG_CONFIG, self.token_auth, self.model_api)
+        env = environment(self._workdir, self.log_dir, java)
+        with open(self._workdir / "console.log", "wb") as console:
+            self._process = launcher.start(self, argv, console, self._workdir, env)
+
     def _wait_until_up(self) -> None:
         """Wait until every endpoint is bound (REST first, gRPC last) and the APIs answer."""
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if not self.running:
-                raise ServeError(self._startup_failure())
-            started = STARTED_LINE in read_from(self._log("console.log"), 0)
-            if started and self._answers("inference", "/ping"):
-                if self._answers("management", "/models"):
-                    return
-            time.sleep(0.2)
-        raise ServeError(
-            f"TorchServe did not answer within {self.startup_timeout:.0f} s: raise "
-            f"startup_timeout or read the log below.\n{self.logs(tail=40)}"
+        try:
+            launcher.wait_until_up(self._process, self._ready, self.startup_timeout, poll=0.2)
+        except launcher.Exited:
+            raise ServeError(self._startup_failure()) from None
+        except TimeoutError:
+            raise ServeError(
+                f"TorchServe did not answer within {self.startup_timeout:.0f} s: raise "
+                f"startup_timeout or read the log below.\n{self.logs(tail=40)}"
+            ) from None
+
+    def _ready(self) -> bool:
+        """The console says TorchServe started, and the inference and management APIs answer."""
+        return (
+            STARTED_LINE in read_from(self._log("console.log"), 0)
+            and self._answers("inference", "/ping")
+            and self._answers("management", "/models")
         )
 
     def _answers(self, endpoint: str, path: str) -> bool:
-        try:
-            answer = send("GET", self._url(endpoint) + path, 2, token=self.token(endpoint))
-            return answer.status == 200
-        except OSError:
-            return False
+        return launcher.answers(self._url(endpoint) + path, self.token(endpoint), timeout=2)
 
     def _startup_failure(self) -> str:
         """Explain why the TorchServe process exited during start."""
-        taken = [f"{n} port {p}" for n, p in self.ports.items() if port_in_use(p)]
+        taken = [f"{n} port {p}" for n, p in self.ports.items() if launcher.port_in_use(p)]
         reason = f"TorchServe exited during start (exit code {self._process.returncode})"
         if taken:
             reason += (
@@ -282,9 +281,8 @@ class TorchServe:
     def stop(self) -> None:
         """Stop TorchServe and its workers (SIGTERM, then SIGKILL), and remove temp folders."""
         process, self._process = self._process, None
-        if process is not None:
-            stop_group(process)
-        _LIVE.discard(self)
+        if process is not None:  # ask Java and its workers; `torchserve` reaps them and exits
+            launcher.stop(self, process, signal.SIGTERM, STOP_GRACE_S, ask_children=True)
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)  # a given log_dir lies elsewhere
         self._workdir = None
@@ -474,13 +472,6 @@ class TorchServe:
         if file_name == "console.log" and self._workdir is not None:
             return self._workdir / file_name
         return (self.log_dir or Path(os.devnull)) / file_name
-
-
-@atexit.register
-def _stop_all() -> None:
-    """Safety net: stop every server still running when Python exits."""
-    for server in list(_LIVE):
-        server.stop()
 
 
 def _mar_version(mar: Path) -> str:
