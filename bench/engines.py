@@ -23,7 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from handlerkit import samples
-from handlerkit.run.child import EngineServer, descendants
+from handlerkit.run.child import EngineServer
+from handlerkit.run.launcher import descendants
 
 MNIST_DIR = Path(__file__).resolve().parents[1] / "data" / "mnist"
 ENGINES = ("torchserve", "litserve", "ray")

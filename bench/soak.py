@@ -23,7 +23,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from handlerkit.run.child import EngineServer, descendants
+from handlerkit.run.child import EngineServer
+from handlerkit.run.launcher import descendants
 
 FAULTY = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "handlers" / "faulty.py"
 MIX = [("fine", 80), ("garbage", 14), ("hang", 1), ("exit", 3), ("kill", 2)]

@@ -1,30 +1,25 @@
 """`EngineServer`: `python -m handlerkit serve ...` in a child process, for a notebook or a test.
 
-Starts the command in its own process group, waits until it says it is ready and `/ping` answers,
-and stops it the way a person would (Ctrl-C), then makes sure nothing it started is left running.
+Through `launcher`: starts the command in its own process group, waits until it says it is ready
+and `/ping` answers, stops it the way a person would (Ctrl-C), then kills what it left running.
 """
 
 from __future__ import annotations
 
-import atexit
-import http.client
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .models import ENGINES, HOST, RESPONSE_TIMEOUT_S, Settings
+from . import launcher
+from .models import ENGINES, RESPONSE_TIMEOUT_S, Settings
 from .serve_cli import READY
 
 STOP_GRACE_S = 60.0
-LEFTOVER_GRACE_S = 5.0
-_LIVE: set[EngineServer] = set()
 
 
 class EngineServer:
@@ -118,15 +113,11 @@ class EngineServer:
 
     def start(self) -> EngineServer:
         """Start the engine and wait until its models are loaded and it answers `/ping`."""
-        self.port = self.settings.port or free_port()
-        self.metrics_port = self.settings.metrics_port or free_port()
-        while self.metrics_port == self.port:  # two free ports, not the same one twice
-            self.metrics_port = free_port()
+        self.port, self.metrics_port = launcher.free_ports(2)
+        self.port = self.settings.port or self.port
+        self.metrics_port = self.settings.metrics_port or self.metrics_port
         self._log = tempfile.TemporaryFile()
-        self.process = subprocess.Popen(
-            self.command(), stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        _LIVE.add(self)
+        self.process = launcher.start(self, self.command(), self._log)
         try:
             self._wait_until_up()
         except BaseException:
@@ -135,20 +126,21 @@ class EngineServer:
         return self
 
     def _wait_until_up(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"{self.engine} exited during start (code {self.process.returncode}):\n"
-                    f"{self.output(tail=40)}"
-                )
-            if READY in self.output(tail=20) and self._pings():
-                return
-            time.sleep(0.5)
-        raise TimeoutError(
-            f"{self.engine} did not answer /ping within {self.startup_timeout:.0f} s: raise "
-            f"startup_timeout or read its output:\n{self.output(tail=40)}"
-        )
+        try:
+            launcher.wait_until_up(self.process, self._ready, self.startup_timeout)
+        except launcher.Exited as exited:
+            raise RuntimeError(
+                f"{self.engine} exited during start (code {exited.code}):\n{self.output(tail=40)}"
+            ) from None
+        except TimeoutError:
+            raise TimeoutError(
+                f"{self.engine} did not answer /ping within {self.startup_timeout:.0f} s: raise "
+                f"startup_timeout or read its output:\n{self.output(tail=40)}"
+            ) from None
+
+    def _ready(self) -> bool:
+        """The command said it is ready, and `/ping` answers."""
+        return READY in self.output(tail=20) and launcher.answers(f"{self.url}/ping", self.token)
 
     @property
     def token(self) -> str | None:
@@ -156,38 +148,11 @@ class EngineServer:
         found = re.search(r"Authorization: Bearer (\S+)", self.output(tail=40))
         return found.group(1) if found else None
 
-    def _pings(self) -> bool:
-        connection = http.client.HTTPConnection(self.settings.host, self.port, timeout=5)
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        try:
-            connection.request("GET", "/ping", headers=headers)
-            return connection.getresponse().status == 200
-        except (OSError, http.client.HTTPException):
-            return False
-        finally:
-            connection.close()
-
     def stop(self) -> None:
         """Ctrl-C the command and wait for it to clean up; kill what it left (`.leftovers`)."""
         process, self.process = self.process, None
-        _LIVE.discard(self)
-        if process is None:
-            return
-        started = descendants(process.pid)
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                pass
-        deadline = time.monotonic() + LEFTOVER_GRACE_S  # helpers such as multiprocessing's
-        while any(_alive(pid) for pid in started) and time.monotonic() < deadline:  # tracker
-            time.sleep(0.1)  # exit a moment after the command, once their pipe closes
-        self.leftovers = {pid: _cmdline(pid) for pid in started | {process.pid} if _alive(pid)}
-        for pid in self.leftovers:
-            _kill(pid)
-        _kill_group(process.pid)
-        process.wait()
+        if process is not None:
+            self.leftovers = launcher.stop(self, process, signal.SIGINT, STOP_GRACE_S)
         if self._log is not None:
             self._last_output = self.output()
             self._log.close()
@@ -206,69 +171,7 @@ class EngineServer:
         return f"<EngineServer {self.engine} {state}, models={list(self.models)}>"
 
 
-@atexit.register
-def _stop_all() -> None:
-    """Safety net: stop every engine still running when Python exits."""
-    for server in list(_LIVE):
-        server.stop()
-
-
 def _per_model(option: str, value: int | Mapping[str, int]) -> list[str]:
     if isinstance(value, Mapping):
         return [arg for name, v in value.items() for arg in (option, f"{name}={v}")]
     return [option, str(value)]
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def descendants(pid: int) -> set[int]:
-    """The processes below `pid` (children, their children, ...), read from /proc (Linux)."""
-    parents = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    """True while `pid` runs (a zombie, dead but not yet reaped, counts as gone)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-    except OSError:
-        return ""
-
-
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass

@@ -4,9 +4,9 @@
 """
 
 from ..run.torchserve.archive import archive
-from ..run.torchserve.client import Answer
 from ..run.torchserve.errors import ServeError
 from ..run.torchserve.measure import measure
 from ..run.torchserve.server import TorchServe
+from ..serving.frontend import Answer
 
 __all__ = ["Answer", "ServeError", "TorchServe", "archive", "measure"]

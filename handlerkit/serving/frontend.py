@@ -26,19 +26,22 @@ MAX_INITIAL_LINE = 4095
 
 @dataclass
 class Answer:
-    """One HTTP answer, as a client of TorchServe would read it.
+    """One HTTP answer, as a client of TorchServe would read it: the one answer of every runner.
 
     Attributes:
-        status: The HTTP status code.
-        body: The exact bytes of the body.
-        headers: The headers that carry meaning (content-type, the handler's own headers).
+        status: The HTTP status code (0: no answer came back; the body says why).
+        body: The exact bytes of the body (`.text`, `.json()` to read it).
+        headers: The headers that carry meaning (content-type, the handler's own headers); from
+            a real server, every header it sent, names in lower case.
         error: When the handler failed, where and how (`HandlerError`); else None.
+        seconds: Over HTTP, from sending the request to reading the answer; else 0.
     """
 
     status: int
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
     error: HandlerError | None = None
+    seconds: float = field(default=0.0, compare=False)
 
     @property
     def ok(self) -> bool:

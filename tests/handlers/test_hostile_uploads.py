@@ -26,7 +26,7 @@ from handlerkit import (
 )
 from handlerkit.handlers.tensor_classifier import TensorImageClassifier
 from handlerkit.images import decode_image, open_image
-from tests.fixtures.uploads import EPS
+from tests.fixtures.upload_budget import EPS
 
 DIGIT = 1000  # an MNIST "2" (the samples are sorted by class, 500 each)
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from handlerkit.run.child import EngineServer, _cmdline, descendants
+from handlerkit.run.child import EngineServer
+from handlerkit.run.launcher import command_line, descendants
 from tests.fixtures.torchserve_battery import send
 
 pytestmark = [pytest.mark.engines]
@@ -58,7 +59,7 @@ def litserve_workers(server) -> list[int]:
     are their children)."""
     main = server.process.pid
     children = [pid for pid in descendants(main) if _parent(pid) == main]
-    return [pid for pid in children if "spawn_main" in _cmdline(pid) and descendants(pid)]
+    return [pid for pid in children if "spawn_main" in command_line(pid) and descendants(pid)]
 
 
 def _parent(pid: int) -> int:
@@ -196,7 +197,7 @@ def test_a_signal_while_a_handler_is_busy_leaves_no_process(tmp_path, signum):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and any(_running(pid) for pid in started):
             time.sleep(0.2)
-        left = {pid: _cmdline(pid) for pid in started if _running(pid)}
+        left = {pid: command_line(pid) for pid in started if _running(pid)}
         assert left == {}
     finally:
         server.stop()

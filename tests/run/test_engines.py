@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from handlerkit import samples
-from handlerkit.run.child import EngineServer, descendants
+from handlerkit.run.child import EngineServer
+from handlerkit.run.launcher import descendants
 from tests.fixtures.torchserve_battery import (
     BATCH,
     BATCH_DELAY,

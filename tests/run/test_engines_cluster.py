@@ -22,8 +22,8 @@ import pytest
 
 from handlerkit import samples
 from handlerkit.offline import OfflineServer
-from handlerkit.run.child import EngineServer, free_port
-from handlerkit.run.torchserve.process import port_in_use
+from handlerkit.run.child import EngineServer
+from handlerkit.run.launcher import free_ports, port_in_use
 from tests.fixtures.torchserve_battery import send
 
 pytest.importorskip("ray.serve")
@@ -41,7 +41,7 @@ def cluster():
     each in its own process group, so that only they are stopped.
     """
     temp = tempfile.mkdtemp(prefix="hk-rc-")  # short: Ray's socket paths must fit 107 bytes
-    port = free_port()
+    port = free_ports(1)[0]
     common = ["--block", "--num-cpus=1", "--disable-usage-stats", "--node-ip-address=127.0.0.1"]
     head_command = [str(RAY), "start", "--head", f"--port={port}", f"--temp-dir={temp}"]
     head_command += ["--include-dashboard=false", "--dashboard-host=127.0.0.1", *common]

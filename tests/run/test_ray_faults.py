@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from handlerkit.run.child import _cmdline, descendants
+from handlerkit.run.launcher import command_line, descendants
 from tests.run.test_engine_faults import DIED, TIMEOUT_S, faulty_server, post, wait_until_served
 
 pytestmark = [pytest.mark.engines]
@@ -64,7 +64,7 @@ def test_a_local_ray_listens_on_loopback_only(ray_server):
     sockets = listening(pids)
     assert len(sockets) > 3  # GCS, raylet, ... were found
     outside = {
-        a: _cmdline(p)[:120] for a, p in sockets.items() if not a.startswith(("127.", "::1:"))
+        a: command_line(p)[:120] for a, p in sockets.items() if not a.startswith(("127.", "::1:"))
     }
     assert not outside, "\n".join(f"{a}  {c}" for a, c in sorted(outside.items()))
 

@@ -188,7 +188,7 @@ def test_in_process_reference_is_not_trivial(expected):
 def test_served_answers_equal_in_process_answers(server, payloads, expected):
     answers = [server.predict("tiny", data) for data in payloads[:30]]
     assert [a.status for a in answers] == [200] * 30
-    assert [a.body for a in answers] == expected[:30]
+    assert [a.json() for a in answers] == expected[:30]
 
 
 def test_logs_are_in_log_dir_and_readable(server):
@@ -209,7 +209,7 @@ def test_failing_initialize_raises_with_the_handler_traceback(
     assert "500 - Unknown exception" not in message  # TorchServe's follow-up, not the cause
     with pytest.raises(ServeError, match="not registered"):
         server.describe(name)
-    assert server.predict("tiny", payloads[0]).body == expected[0]
+    assert server.predict("tiny", payloads[0]).json() == expected[0]
 
 
 def test_burst_with_batch_size_8_loses_nothing_and_batches(server, payloads, expected):
@@ -218,7 +218,7 @@ def test_burst_with_batch_size_8_loses_nothing_and_batches(server, payloads, exp
     answers = server.predict_many("tiny", payloads, concurrency=len(payloads))
     assert len(answers) == len(payloads) >= 200
     assert [a.status for a in answers] == [200] * len(payloads)
-    assert [a.body for a in answers] == expected
+    assert [a.json() for a in answers] == expected
     sizes = [int(n) for n in re.findall(r"handlerkit-batch-size (\d+)", server.logs(10_000))]
     assert max(sizes) > 1 and max(sizes) <= 8
 
@@ -233,7 +233,7 @@ def test_a_body_over_the_request_limit_gets_torchserve_413_answer(server, payloa
     # TorchServe answers 413 before reading a body over max_request_size (6.5 MB by default)
     answer = server.predict("tiny", b"\0" * 20_000_000)
     assert answer.status == 413
-    assert server.predict("tiny", payloads[0]).body == expected[0]
+    assert server.predict("tiny", payloads[0]).json() == expected[0]
 
 
 def test_register_passes_zero_batch_size_and_workers_on_to_torchserve(server):
@@ -282,7 +282,7 @@ def test_server_stops_when_the_body_raises_and_writes_nothing_to_cwd(
         with server:
             ports, config = dict(server.ports), str(server._workdir / "config.properties")
             answer = server.predict("tiny", payloads[1])
-            assert (answer.status, answer.body) == (200, expected[1])
+            assert (answer.status, answer.json()) == (200, expected[1])
             assert all(_connects(port) for port in ports.values())
             raise RuntimeError("boom")
     assert not any(_connects(port) for port in ports.values())

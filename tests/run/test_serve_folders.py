@@ -21,7 +21,7 @@ import torch
 
 from handlerkit import samples
 from handlerkit.loading import import_one_class
-from handlerkit.run.torchserve import process as serve_process
+from handlerkit.run.launcher import group_members
 from handlerkit.serve import TorchServe, archive
 
 pytestmark = pytest.mark.serve
@@ -148,7 +148,7 @@ def server(store):
         group = running._process.pid  # TorchServe's launcher leads the group: java + workers
         yield running
     assert not running.running
-    assert serve_process.group_members(group) == set(), "a TorchServe process outlived the server"
+    assert group_members(group) == set(), "a TorchServe process outlived the server"
     for port in running.ports.values():
         with pytest.raises(OSError):
             http.client.HTTPConnection("127.0.0.1", port, timeout=1).connect()
@@ -187,7 +187,7 @@ def test_served_mnist_equals_in_process_exactly_one_request_at_a_time(
     _use_batching(server, 1)
     answers = [server.predict("mnist", digits[i]) for i in EXACT]
     assert [a.status for a in answers] == [200] * len(EXACT)
-    assert [a.body for a in answers] == [expected_digits[i] for i in EXACT]
+    assert [a.json() for a in answers] == [expected_digits[i] for i in EXACT]
 
 
 def test_served_densenet_equals_in_process_exactly(server, store, tmp_path):
@@ -195,8 +195,8 @@ def test_served_densenet_equals_in_process_exactly(server, store, tmp_path):
     for name, jpeg in samples.photos().items():
         answer = server.predict("densenet", jpeg)
         expected = answer_here(jpeg)
-        assert answer.status == 200, (name, answer.body)
-        assert list(answer.body.items()) == list(expected.items()), name  # labels in top-k order
+        assert answer.status == 200, (name, answer.text)
+        assert list(answer.json().items()) == list(expected.items()), name  # labels in top-k order
 
 
 def test_a_batched_burst_loses_no_request_and_matches_in_process(server, digits, expected_digits):
@@ -204,9 +204,9 @@ def test_a_batched_burst_loses_no_request_and_matches_in_process(server, digits,
     offset = _log_size(server)
     answers = server.predict_many("mnist", [digits[i] for i in BURST], concurrency=64)
     assert len(answers) == len(BURST) >= 200
-    assert [a.status for a in answers] == [200] * len(BURST), {a.body for a in answers if not a.ok}
-    assert [a.body["digit"] for a in answers] == [expected_digits[i]["digit"] for i in BURST]
-    assert all(_close(a.body, expected_digits[i]) for a, i in zip(answers, BURST, strict=True))
+    assert [a.status for a in answers] == [200] * len(BURST), {a.text for a in answers if not a.ok}
+    assert [a.json()["digit"] for a in answers] == [expected_digits[i]["digit"] for i in BURST]
+    assert all(_close(a.json(), expected_digits[i]) for a, i in zip(answers, BURST, strict=True))
     calls = _handle_calls(server, offset, len(BURST))
     sizes = [len(ids) for ids in calls]
     assert sum(sizes) == len(BURST) and len({i for ids in calls for i in ids}) == len(BURST)

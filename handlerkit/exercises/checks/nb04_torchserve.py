@@ -38,9 +38,9 @@ def check_blank_in_batch(answer) -> list[str]:
     if not answers or answers[-1].status != 400:
         got = answers[-1].status if answers else "nothing"
         raise Wrong(f"the last answer should be the blank page's: a 400, got {got}")
-    if "no ink" not in str(answers[-1].body):
+    if "no ink" not in answers[-1].text:
         raise Wrong(
-            f"the blank page's 400 should say why (no ink); it says {answers[-1].body!r:.80}"
+            f"the blank page's 400 should say why (no ink); it says {answers[-1].text!r:.80}"
         )
     if len(answers) < 2 or any(a.status != 200 for a in answers[:-1]):
         raise Wrong("send the blank page with digits in the same batch: the digits must get 200s")

@@ -6,33 +6,12 @@ The HTTP side of `handlerkit.serve`: `TorchServe`'s API methods and `measure` se
 from __future__ import annotations
 
 import http.client
-import json
 import time
 import urllib.parse
-from dataclasses import dataclass, field
-from typing import Any
+
+from ...serving.frontend import Answer
 
 REQUEST_TIMEOUT_S = 60.0
-
-
-@dataclass(frozen=True)
-class Answer:
-    """One HTTP answer from TorchServe.
-
-    Attributes:
-        status: HTTP status code (200 when the handler answered).
-        body: The parsed JSON body, or the text when it is not JSON.
-        seconds: Wall-clock time from sending the request to reading the answer.
-    """
-
-    status: int
-    body: Any
-    seconds: float = field(default=0.0, compare=False)
-
-    @property
-    def ok(self) -> bool:
-        """True when the status is 2xx."""
-        return 200 <= self.status < 300
 
 
 def send(
@@ -43,7 +22,7 @@ def send(
     content_type: str = "application/octet-stream",
     token: str | None = None,
 ) -> Answer:
-    """Send one request straight to its host (never through a proxy) and parse the answer.
+    """Send one request straight to its host (never through a proxy) and read its answer.
 
     TorchServe may answer before it has read the whole body (413 when the body is over its
     `max_request_size`) and close the connection; the answer it sent is still read and returned.
@@ -64,20 +43,12 @@ def send(
             unsent = None
         try:
             response = connection.getresponse()
-            status, raw = response.status, response.read()
+            body = response.read()
         except (OSError, http.client.HTTPException):
             if unsent is None:
                 raise
             raise unsent from None  # no answer came back: the send failing is the error
     finally:
         connection.close()
-    return Answer(status=status, body=parse_body(raw), seconds=time.perf_counter() - started)
-
-
-def parse_body(raw: bytes) -> Any:
-    """JSON when the body is JSON, else its text."""
-    text = raw.decode("utf-8", errors="replace")
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
+    replied = {name.lower(): value for name, value in response.getheaders()}
+    return Answer(response.status, body, replied, seconds=time.perf_counter() - started)

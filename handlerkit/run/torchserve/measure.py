@@ -9,7 +9,7 @@ import statistics
 import time
 from collections.abc import Sequence
 
-from .client import Answer
+from ...serving.frontend import Answer
 from .server import TorchServe
 
 

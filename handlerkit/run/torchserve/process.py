@@ -1,6 +1,6 @@
-"""The TorchServe process: find Java, pick free ports, write its config, launch it, stop its group.
+"""The TorchServe process: find Java, pick its ports, write its config, its command and environment.
 
-`TorchServe.start` and `stop` call these; they know about processes and ports, not about models.
+`TorchServe.start` calls these, then starts the command with `run.launcher`; none knows models.
 """
 
 from __future__ import annotations
@@ -9,21 +9,17 @@ import importlib.util
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from ... import requirements
+from ..launcher import free_ports, port_in_use
 from ..models import HOST
 from .client import REQUEST_TIMEOUT_S
 from .errors import ServeError
 
 PORT_NAMES = ("inference", "management", "metrics", "grpc_inference", "grpc_management")
-STOP_GRACE_S = 20.0
 
 
 def find_java() -> str:
@@ -58,25 +54,8 @@ def choose_ports(fixed: Mapping[str, int]) -> dict[str, int]:
                 f"{endpoint} port {port} on {HOST} is already in use: stop what listens "
                 "there, or leave it out of ports= to pick a free one"
             )
-    ports, held = dict(fixed), []
-    try:
-        for endpoint in PORT_NAMES:
-            if endpoint not in ports:
-                sock = socket.socket()
-                sock.bind((HOST, 0))
-                held.append(sock)
-                ports[endpoint] = sock.getsockname()[1]
-    finally:
-        for sock in held:
-            sock.close()
-    return ports
-
-
-def port_in_use(port: int) -> bool:
-    """True when something accepts connections on 127.0.0.1:port."""
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex((HOST, port)) == 0
+    free = [endpoint for endpoint in PORT_NAMES if endpoint not in fixed]
+    return {**fixed, **dict(zip(free, free_ports(len(free)), strict=True))}
 
 
 def write_config(
@@ -135,17 +114,24 @@ def write_config(
     return path
 
 
-def launch(
-    workdir: Path,
-    log_dir: Path,
-    model_store: Path,
-    config: Path,
-    log_config: Path,
-    java: str,
-    token_auth: bool = False,
-    model_api: bool = True,
-) -> subprocess.Popen:
-    """Start ``torchserve --foreground`` in its own process group inside the work folder."""
+def command(
+    model_store: Path, config: Path, log_config: Path, token_auth: bool, model_api: bool
+) -> list[str]:
+    """The ``torchserve --foreground`` command line for one server."""
+    argv = [
+        *_torchserve_command(),
+        "--start", "--foreground", "--ncs",
+        "--model-store", str(model_store),
+        "--ts-config", str(config),
+        "--log-config", str(log_config),
+    ]  # fmt: skip
+    argv += [] if token_auth else ["--disable-token-auth"]
+    argv += ["--enable-model-api"] if model_api else []
+    return argv
+
+
+def environment(workdir: Path, log_dir: Path, java: str) -> dict[str, str]:
+    """This process's environment for the server: its logs, temp files, Java; no `TS_` setting."""
     folder = str(workdir)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TS_")}
     env.update(
@@ -156,80 +142,4 @@ def launch(
         TMP=folder,
         JAVA_HOME=str(Path(java).resolve().parent.parent),
     )
-    command = [
-        *_torchserve_command(),
-        "--start", "--foreground", "--ncs",
-        "--model-store", str(model_store),
-        "--ts-config", str(config),
-        "--log-config", str(log_config),
-    ]  # fmt: skip
-    command += [] if token_auth else ["--disable-token-auth"]
-    command += ["--enable-model-api"] if model_api else []
-    console = open(workdir / "console.log", "wb")  # noqa: SIM115
-    try:
-        return subprocess.Popen(
-            command, cwd=folder, env=env, stdin=subprocess.DEVNULL,
-            stdout=console, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    finally:
-        console.close()
-
-
-def stop_group(process: subprocess.Popen) -> None:
-    """Stop the server's process group: SIGTERM, a grace period, then SIGKILL.
-
-    Java and the Python workers get SIGTERM first, so the ``torchserve`` launcher (the group
-    leader) reaps Java and exits by itself; no zombie ``java`` is left to the init process.
-    """
-    group = process.pid
-    children = group_members(group) - {group}
-    for pid in children:
-        _signal(pid, signal.SIGTERM)
-    if not children or not _wait_gone(process, STOP_GRACE_S):
-        _signal_group(group, signal.SIGTERM)
-        if not _wait_gone(process, 5):
-            _signal_group(group, signal.SIGKILL)
-            _wait_gone(process, 10)
-
-
-def _wait_gone(process: subprocess.Popen, seconds: float) -> bool:
-    """Reap the launcher and wait until no live process of its group is left."""
-    deadline = time.monotonic() + seconds
-    while process.poll() is None or group_members(process.pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
-def _signal(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _signal_group(group: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(group, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def group_members(group: int) -> set[int]:
-    """Return the live (non-zombie) processes of a process group."""
-    if not Path("/proc").is_dir():  # macOS: only ask whether the group still exists
-        try:
-            os.killpg(group, 0)
-        except (ProcessLookupError, PermissionError):
-            return set()
-        return {group}
-    members = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != "Z" and int(fields[2]) == group:
-            members.add(int(stat.parent.name))
-    return members
+    return env

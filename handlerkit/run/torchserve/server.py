@@ -1,15 +1,16 @@
 """`TorchServe`: a real local TorchServe that a notebook or a test starts, asks and stops.
 
-The centre of `handlerkit.serve`: it uses `process` to run Java, `client` to ask, `logs` to explain.
+The centre of `handlerkit.serve`: `process` says how to run Java, `run.launcher` runs and stops it,
+`client` asks it, `logs` explain it.
 """
 
 from __future__ import annotations
 
-import atexit
 import http.client
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -21,14 +22,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ...serving.frontend import Answer
+from .. import launcher
 from ..models import HOST
 from .archive import archive, mar_in_store
-from .client import REQUEST_TIMEOUT_S, Answer, send
+from .client import REQUEST_TIMEOUT_S, send
 from .errors import ServeError
 from .logs import LOG_CONFIG, STARTED_LINE, file_size, read_from, worker_failure
-from .process import choose_ports, find_java, launch, port_in_use, stop_group, write_config
+from .process import choose_ports, command, environment, find_java, write_config
 
-_LIVE: set[TorchServe] = set()
+STOP_GRACE_S = 20.0  # for Java and its workers to exit on SIGTERM
 
 
 class TorchServe:
@@ -37,7 +40,7 @@ class TorchServe:
     Use it as a context manager so the Java server always stops, even when the body raises::
 
         with TorchServe("model_store", {"mnist": "mnist.mar"}) as server:
-            server.predict("mnist", png_bytes).body
+            server.predict("mnist", png_bytes).json()
 
     Attributes:
         model_store: Folder holding the `.mar` files.
@@ -196,18 +199,8 @@ class TorchServe:
             None if self.model_api else self._startup_models(),
             self.config,
         )
-        _LIVE.add(self)
         try:
-            self._process = launch(
-                self._workdir,
-                self.log_dir,
-                self.model_store,
-                config,
-                LOG_CONFIG,
-                java,
-                self.token_auth,
-                self.model_api,
-            )
+            self._launch(config, java)
             self._wait_until_up()
             for name, mars in self.models.items():
                 for mar in mars:
@@ -224,32 +217,39 @@ class TorchServe:
             raise
         return self
 
+    def _launch(self, config: Path, java: str) -> None:
+        """Start `torchserve --foreground` in the work folder, its output in `console.log`."""
+        argv = command(self.model_store, config, LOG_CONFIG, self.token_auth, self.model_api)
+        env = environment(self._workdir, self.log_dir, java)
+        with open(self._workdir / "console.log", "wb") as console:
+            self._process = launcher.start(self, argv, console, self._workdir, env)
+
     def _wait_until_up(self) -> None:
         """Wait until every endpoint is bound (REST first, gRPC last) and the APIs answer."""
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if not self.running:
-                raise ServeError(self._startup_failure())
-            started = STARTED_LINE in read_from(self._log("console.log"), 0)
-            if started and self._answers("inference", "/ping"):
-                if self._answers("management", "/models"):
-                    return
-            time.sleep(0.2)
-        raise ServeError(
-            f"TorchServe did not answer within {self.startup_timeout:.0f} s: raise "
-            f"startup_timeout or read the log below.\n{self.logs(tail=40)}"
+        try:
+            launcher.wait_until_up(self._process, self._ready, self.startup_timeout, poll=0.2)
+        except launcher.Exited:
+            raise ServeError(self._startup_failure()) from None
+        except TimeoutError:
+            raise ServeError(
+                f"TorchServe did not answer within {self.startup_timeout:.0f} s: raise "
+                f"startup_timeout or read the log below.\n{self.logs(tail=40)}"
+            ) from None
+
+    def _ready(self) -> bool:
+        """The console says TorchServe started, and the inference and management APIs answer."""
+        return (
+            STARTED_LINE in read_from(self._log("console.log"), 0)
+            and self._answers("inference", "/ping")
+            and self._answers("management", "/models")
         )
 
     def _answers(self, endpoint: str, path: str) -> bool:
-        try:
-            answer = send("GET", self._url(endpoint) + path, 2, token=self.token(endpoint))
-            return answer.status == 200
-        except OSError:
-            return False
+        return launcher.answers(self._url(endpoint) + path, self.token(endpoint), timeout=2)
 
     def _startup_failure(self) -> str:
         """Explain why the TorchServe process exited during start."""
-        taken = [f"{n} port {p}" for n, p in self.ports.items() if port_in_use(p)]
+        taken = [f"{n} port {p}" for n, p in self.ports.items() if launcher.port_in_use(p)]
         reason = f"TorchServe exited during start (exit code {self._process.returncode})"
         if taken:
             reason += (
@@ -297,9 +297,8 @@ class TorchServe:
     def stop(self) -> None:
         """Stop TorchServe and its workers (SIGTERM, then SIGKILL), and remove temp folders."""
         process, self._process = self._process, None
-        if process is not None:
-            stop_group(process)
-        _LIVE.discard(self)
+        if process is not None:  # ask Java and its workers; `torchserve` reaps them and exits
+            launcher.stop(self, process, signal.SIGTERM, STOP_GRACE_S, ask_children=True)
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)  # a given log_dir lies elsewhere
         self._workdir = None
@@ -355,7 +354,7 @@ class TorchServe:
         url = f"{self.management_url}/models?{urllib.parse.urlencode(params)}"
         answer = send("POST", url, self.startup_timeout, token=self.token("management"))
         if not answer.ok:
-            raise ServeError(f"TorchServe refused to register {name} from {mar}: {answer.body}")
+            raise ServeError(f"TorchServe refused to register {name} from {mar}: {answer.text}")
         return self._wait_until_ready(name, params["initial_workers"], offsets, version)
 
     def unregister(self, name: str) -> bool:
@@ -372,7 +371,7 @@ class TorchServe:
         if answer.status == 404:
             return False
         if not answer.ok:
-            raise ServeError(f"TorchServe could not unregister {name}: {answer.body}")
+            raise ServeError(f"TorchServe could not unregister {name}: {answer.text}")
         return True
 
     def describe(self, name: str, version: str | None = None) -> dict:
@@ -382,8 +381,8 @@ class TorchServe:
         url = f"{self.management_url}/models/{path}"
         answer = send("GET", url, 10, token=self.token("management"))
         if not answer.ok:
-            raise ServeError(f"model {name} is not registered: {answer.body}")
-        return answer.body[0]
+            raise ServeError(f"model {name} is not registered: {answer.text}")
+        return answer.json()[0]
 
     def _wait_until_ready(
         self, name: str, workers: int, offsets: tuple[int, int], version: str | None = None
@@ -437,8 +436,9 @@ class TorchServe:
             content_type: The `Content-Type` header.
 
         Returns:
-            The status code and the parsed JSON body, also when TorchServe refuses the
-            request before reading it all (413: the body is over its max_request_size).
+            The `Answer` (status, body bytes, headers, seconds; `.json()` parses the body),
+            also when TorchServe refuses the request before reading it all (413: the body is
+            over its max_request_size).
         """
         url = f"{self.inference_url}/predictions/{urllib.parse.quote(name)}"
         return send("POST", url, REQUEST_TIMEOUT_S, data, content_type, self.token("inference"))
@@ -466,7 +466,7 @@ class TorchServe:
             try:
                 return self.predict(name, data, content_type)
             except (OSError, http.client.HTTPException) as error:  # report, do not lose it
-                return Answer(status=0, body=f"{type(error).__name__}: {error}")
+                return Answer(0, f"{type(error).__name__}: {error}".encode())
 
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
             return list(pool.map(one, payloads))
@@ -495,13 +495,6 @@ class TorchServe:
         if file_name == "console.log" and self._workdir is not None:
             return self._workdir / file_name
         return (self.log_dir or Path(os.devnull)) / file_name
-
-
-@atexit.register
-def _stop_all() -> None:
-    """Safety net: stop every server still running when Python exits."""
-    for server in list(_LIVE):
-        server.stop()
 
 
 def _mar_version(mar: Path) -> str:

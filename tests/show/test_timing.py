@@ -1,4 +1,5 @@
-"""The benchmark's command line and its memory accounting, and trace(max_rows=...) it relies on."""
+"""show/timing.py, which the benchmark (bench/) runs: its tables, its memory accounting, and the
+trace(max_rows=...) it relies on."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ import torch
 from PIL import Image
 
 import handlerkit
-from bench.__main__ import main
-from handlerkit.show.timing import captured_bytes
+from handlerkit.show.timing import benchmark, captured_bytes
 
 
 def test_max_rows_keeps_copies_of_the_first_rows_only(densenet, photo_rows):
@@ -41,8 +41,8 @@ def test_captured_bytes_counts_tensor_and_image_copies_not_request_bytes():
     assert captured_bytes(Image.new("L", (10, 5)), Image.Image) == 50
 
 
-def test_command_line_prints_speed_and_stage_tables_for_mnist(capsys):
-    assert main(["--models", "mnist", "--batches", "1,2", "--repeats", "1"]) == 0
+def test_benchmark_prints_speed_and_stage_tables_for_mnist(capsys):
+    benchmark(["mnist"], [1, 2], repeats=1)  # python -m bench --models mnist --batches 1,2 ...
     out = capsys.readouterr().out
     for variant in ("torchserve", "handlerkit+trace(summary)", "uploads+trace(full)"):
         assert f"    2  {variant} " in out
@@ -51,7 +51,7 @@ def test_command_line_prints_speed_and_stage_tables_for_mnist(capsys):
 
 
 def test_densenet_compares_the_pil_and_tensor_paths(capsys):
-    assert main(["--models", "densenet", "--batch", "2", "--repeats", "1"]) == 0
+    benchmark(["densenet"], [2], repeats=1)  # python -m bench --models densenet --batch 2 ...
     out = capsys.readouterr().out
     assert "tensor path (TensorImageClassifier): where the time goes" in out
     assert "PIL path ms" in out and "speed-up" in out
