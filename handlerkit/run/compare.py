@@ -17,26 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..serving.frontend import Answer
 from .generated_requests import Request, generate
 
 TIMEOUT_S = 120
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What a client read: status, body bytes, content type (None: none sent), seconds taken."""
-
-    status: int
-    body: bytes
-    content_type: str | None
-    seconds: float = 0.0
-
-    def same_as(self, other: Reply) -> bool:
-        return (self.status, self.body, self.content_type) == (
-            other.status,
-            other.body,
-            other.content_type,
-        )
 
 
 @dataclass(frozen=True)
@@ -44,8 +28,8 @@ class Difference:
     """One request whose two replies differ."""
 
     request: Request
-    first: Reply
-    second: Reply
+    first: Answer
+    second: Answer
 
     def describe(self, width: int = 40) -> str:
         at = first_difference(self.first.body, self.second.body)
@@ -72,7 +56,7 @@ def first_difference(a: bytes, b: bytes) -> int | None:
     return min(len(a), len(b))
 
 
-def send(url: str, request: Request, timeout: float = TIMEOUT_S) -> Reply:
+def send(url: str, request: Request, timeout: float = TIMEOUT_S) -> Answer:
     """Send `request` to the server at `url` (http://host:port) exactly as written: its headers
     and a Content-Length, nothing else but Host."""
     parts = urllib.parse.urlsplit(url)
@@ -86,16 +70,16 @@ def send(url: str, request: Request, timeout: float = TIMEOUT_S) -> Reply:
         connection.endheaders(request.body)
         response = connection.getresponse()
         body = response.read()
-        return Reply(
-            response.status, body, response.getheader("content-type"), time.perf_counter() - started
-        )
+        headers = {name.lower(): value for name, value in response.getheaders()}
+        return Answer(response.status, body, headers, seconds=time.perf_counter() - started)
     except (OSError, http.client.HTTPException) as error:  # the server closed or refused
-        return Reply(0, f"{type(error).__name__}".encode(), None, time.perf_counter() - started)
+        error_name = type(error).__name__.encode()
+        return Answer(0, error_name, seconds=time.perf_counter() - started)
     finally:
         connection.close()
 
 
-def send_all(url: str, requests: list[Request], concurrency: int = 1) -> tuple[list[Reply], float]:
+def send_all(url: str, requests: list[Request], concurrency: int = 1) -> tuple[list[Answer], float]:
     """Every request to one server, `concurrency` at a time; the replies in order, and seconds."""
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
@@ -122,8 +106,8 @@ class Comparison:
     """Both servers' replies to the same requests, and how long each server took."""
 
     requests: list[Request]
-    first: list[Reply]
-    second: list[Reply]
+    first: list[Answer]
+    second: list[Answer]
     seconds: tuple[float, float]
     concurrency: int
 

@@ -55,6 +55,19 @@ class Answer:
         """The body parsed as JSON (raises ValueError when it is not JSON)."""
         return json.loads(self.body)
 
+    @property
+    def content_type(self) -> str | None:
+        return self.headers.get("content-type")
+
+    def same_as(self, other: Answer) -> bool:
+        """The same status, body bytes and content type: what a client reads (the other
+        headers name the server that wrote them)."""
+        return (self.status, self.body, self.content_type) == (
+            other.status,
+            other.body,
+            other.content_type,
+        )
+
     def __repr__(self) -> str:
         body = self.text if len(self.body) <= 200 else self.text[:200] + "..."
         error = f", error in {self.error.stage}" if self.error else ""

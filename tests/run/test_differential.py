@@ -16,14 +16,15 @@ import time
 from collections import Counter
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from handlerkit.offline import OfflineServer
 from handlerkit.run.child import EngineServer
-from handlerkit.run.compare import Reply, compare, send, send_all
+from handlerkit.run.compare import compare, send, send_all
 from handlerkit.run.generated_requests import Request, generate
+from handlerkit.serving.frontend import Answer
 from tests.fixtures.differential_cases import DIVERGENCES, REGRESSIONS, divergence
+from tests.fixtures.seeded import seeded_examples
 from tests.fixtures.torchserve_battery import HANDLERS
 
 pytestmark = [pytest.mark.serve]
@@ -36,22 +37,8 @@ SERVED = {"echo": ["echo.mar", "echo_v2.mar"], "mnist": ["mnist.mar"]}  # the fi
 
 def draw_requests(count: int, at: int) -> list[Request]:
     """`count` requests drawn by hypothesis with seed `at` (the same ones on every run)."""
-    drawn = []
-
-    @seed(at)
-    @settings(
-        max_examples=count,
-        phases=[Phase.generate],
-        database=None,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(st.randoms(use_true_random=True))
-    def collect(rng):
-        drawn.append(generate(rng, MODELS))
-
-    collect()
-    return drawn
+    drawn = st.randoms(use_true_random=True).map(lambda rng: generate(rng, MODELS))
+    return seeded_examples(drawn, count, at)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +64,7 @@ def store(battery_store, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def expected(real_torchserve, store, requests) -> list[Reply]:
+def expected(real_torchserve, store, requests) -> list[Answer]:
     """The real TorchServe's replies (the battery's server, with both echo versions registered:
     the first registered is TorchServe's default)."""
     real_torchserve.register("echo", "echo.mar")
@@ -88,9 +75,8 @@ def expected(real_torchserve, store, requests) -> list[Reply]:
     return replies
 
 
-def offline_send(server: OfflineServer, request: Request) -> Reply:
-    answer = server.request(request.method, request.target, request.body, dict(request.headers))
-    return Reply(answer.status, answer.body, answer.headers.get("content-type"))
+def offline_send(server: OfflineServer, request: Request) -> Answer:
+    return server.request(request.method, request.target, request.body, dict(request.headers))
 
 
 ENGINES = [pytest.param(name, marks=pytest.mark.engines) for name in ("litserve", "ray")]

@@ -19,7 +19,8 @@ import pytest
 
 from handlerkit.offline import OfflineServer
 from handlerkit.run.child import EngineServer
-from handlerkit.run.compare import Reply, send
+from handlerkit.run.compare import send
+from handlerkit.serving.frontend import Answer
 from tests.fixtures.kserve_cases import FIXED, V2_MNIST, draw_kserve_requests, same_answer
 from tests.fixtures.torchserve_battery import HANDLERS
 
@@ -70,7 +71,7 @@ ENGINES = [pytest.param(name, marks=pytest.mark.engines) for name in ("litserve"
 
 @pytest.fixture(params=["offline", *ENGINES])
 def runner(request, store, expected):
-    """The runner started with the envelope: its name, a `send(request) -> Reply`, its URL."""
+    """The runner started with the envelope: its name, a `send(request) -> Answer`, its URL."""
     envelope = expected[0]
     models = {name: store / f"{name}.mar" for name in MODELS}
     settings = {"service_envelope": envelope, "open_inference_protocol": True}
@@ -83,9 +84,8 @@ def runner(request, store, expected):
             yield request.param, lambda r: send(server.url, r), server.url
 
 
-def _offline_send(server: OfflineServer, request) -> Reply:
-    answer = server.request(request.method, request.target, request.body, dict(request.headers))
-    return Reply(answer.status, answer.body, answer.headers.get("content-type"))
+def _offline_send(server: OfflineServer, request) -> Answer:
+    return server.request(request.method, request.target, request.body, dict(request.headers))
 
 
 def test_kserve_requests_are_answered_as_torchserve_answers_them(runner, requests, expected):
