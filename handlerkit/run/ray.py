@@ -202,7 +202,8 @@ def archive_bytes(spec: ModelSpec) -> bytes:
 
 
 def start_ray(specs: list[ModelSpec], settings: Settings) -> str | None:
-    """Join the cluster at `settings.address`, or start a private local Ray on loopback.
+    """Join the cluster at `settings.address`, or start a private local Ray on loopback (every
+    Ray process listening on 127.0.0.1 only: `serve_cli.keep_local_ray_on_loopback`).
 
     Returns:
         The temp folder of a local Ray (remove it after `ray.shutdown()`), else None.
@@ -222,6 +223,13 @@ def start_ray(specs: list[ModelSpec], settings: Settings) -> str | None:
         _node_ip_address="127.0.0.1",
         **quiet,
     )
+    if ray.util.get_node_ip_address() != "127.0.0.1":  # Ray's processes listen beyond loopback
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
+        raise RuntimeError(
+            "the local Ray took this machine's address, not 127.0.0.1: set "
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before ray is imported (serve_cli does)"
+        )
     return temp
 
 
