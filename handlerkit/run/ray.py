@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +31,7 @@ import ray
 import uvicorn
 from ray import serve
 
-from ..serving.frontend import Answer, RequestInput, error_answer
+from ..serving.frontend import Answer, RequestInput, error_answer, worker_died_answer
 from ..serving.model_folder import ModelFolder, mar_bytes, open_model, version_of
 from .asgi import admit_request, bind, case_keeping_protocol, send_answer
 from .model_process import ModelProcess
@@ -75,7 +76,13 @@ class ModelReplica:
     ) -> None:
         self.folder = _unpack(name, archive)
         self.worker = ModelProcess(
-            name, self.folder.path, batch_size, _gpu_id(), threads, response_timeout
+            name,
+            self.folder.path,
+            batch_size,
+            _gpu_id(),
+            threads,
+            response_timeout,
+            leftover=self.folder.temporary,  # removed there if this replica is killed
         )
         self.compute = ThreadPoolExecutor(1)  # one batch at a time, as in TorchServe's worker
 
@@ -161,7 +168,9 @@ def batched_calls(handle, spec: ModelSpec, in_flight: int):
     async def rows(batch: list[RequestInput]) -> list[Answer]:
         try:
             return await run.remote(batch)
-        except Exception as error:  # the replica died or Ray failed: a server fault, 5xx
+        except ray.exceptions.RayActorError:  # the replica died under the batch
+            return [replica_died_answer()] * len(batch)
+        except Exception as error:  # Ray failed: a server fault, 5xx
             message = f"Ray Serve could not run the batch: {type(error).__name__}: {error}"
             return [error_answer(500, "InternalServerException", message)] * len(batch)
 
@@ -170,6 +179,15 @@ def batched_calls(handle, spec: ModelSpec, in_flight: int):
         batch_wait_timeout_s=spec.max_batch_delay / 1000,
         max_concurrent_batches=in_flight,
     )(rows)
+
+
+def replica_died_answer() -> Answer:
+    """TorchServe's answer to a batch whose worker died, for a replica that died under its batch
+    (Ray then starts another). Ray does not say how its actor ended; no handler code runs in a
+    replica (it runs in the model's process, whose deaths `ModelProcess` answers by their exit
+    code), so a replica dies when something outside ends it: a SIGKILL, from the OOM killer or a
+    person, which TorchServe 0.12 answers 507."""
+    return worker_died_answer(-signal.SIGKILL)
 
 
 def application(specs: list[ModelSpec], settings: Settings):
@@ -214,6 +232,9 @@ def start_ray(specs: list[ModelSpec], settings: Settings) -> str | None:
         ray.init(address=settings.address, **quiet)
         return None
     temp = tempfile.mkdtemp(prefix="hk-ray-")  # short: Ray's socket paths must fit 107 bytes
+    # Ray's processes write their temp files (the replicas' unpacked models) in it, so that
+    # removing it after Ray leaves nothing, whichever process was killed meanwhile.
+    os.environ["TMPDIR"] = temp
     replicas = len(specs) * settings.replicas  # each reserves one CPU, as in a cluster
     ray.init(
         num_cpus=max(os.cpu_count() or 1, replicas),

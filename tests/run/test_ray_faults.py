@@ -1,12 +1,18 @@
 """Ray Serve, started locally by `serve --engine ray`: every socket of its processes listens on
-127.0.0.1 only, and a hung handler gets TorchServe's timeout answer while the next request is
-served. One Ray for these tests, stopped by its process group."""
+127.0.0.1 (but for what Ray Serve 2.60 hard-codes), a hung handler gets TorchServe's timeout
+answer while the next request is served, and a killed replica's batches get TorchServe's answer
+for a dead worker, its folder is removed and a new replica serves. One Ray for these tests,
+stopped by its process group."""
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
+import signal
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -14,13 +20,25 @@ import pytest
 from handlerkit.run.child import _cmdline, descendants
 from tests.run.test_engine_faults import DIED, TIMEOUT_S, faulty_server, post, wait_until_served
 
+DIED_KILLED = DIED.replace(b"500", b"507")  # TorchServe 0.12: a SIGKILLed worker
+
 pytestmark = [pytest.mark.engines]
 
 
 @pytest.fixture(scope="module")
 def ray_server(tmp_path_factory):
-    with faulty_server(tmp_path_factory, "ray") as server:
+    """The faulty handler on a local Ray whose processes write their temp files in a folder of
+    their own (`server.temp`), so that a test can tell what they leave there."""
+    temp = Path(tempfile.mkdtemp(prefix="hk-t-"))  # short: Ray's socket paths must fit 107 bytes
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("TMPDIR", str(temp))  # the serve command's, so every Ray process's
+            server = faulty_server(tmp_path_factory, "ray").start()
+        server.temp = temp
         yield server
+        server.stop()
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def listening(pids: set[int]) -> dict[str, int]:
@@ -111,3 +129,37 @@ def test_a_hung_handler_on_ray_gets_the_timeout_answer_and_the_next_is_served(ra
     assert post(ray_server, b"hang") == (500, DIED)
     assert TIMEOUT_S <= time.monotonic() - started < TIMEOUT_S + 20
     assert wait_until_served(ray_server)[0] == 200
+
+
+def model_replicas(server) -> list[int]:
+    """The model's Ray Serve replicas (Ray actors; each has its model process below it)."""
+    found = descendants(server.process.pid)
+    return [pid for pid in found if _cmdline(pid).startswith(SERVE_REPLICA + "handlerkit:model")]
+
+
+def unpacked(server) -> list[Path]:
+    """The unpacked .mar folders in the local Ray's temp folder (in the server's)."""
+    return sorted(server.temp.glob("hk-ray-*/handlerkit-*"))
+
+
+def test_killing_a_ray_replica_mid_burst_answers_every_request_once_and_leaves_no_folder(
+    ray_server,
+):
+    assert wait_until_served(ray_server)[0] == 200
+    [replica] = model_replicas(ray_server)
+    [folder] = unpacked(ray_server)
+    with ThreadPoolExecutor(8) as pool:
+        burst = [pool.submit(post, ray_server, b"slow") for _ in range(200)]
+        time.sleep(1.0)
+        os.kill(replica, signal.SIGKILL)  # the Ray actor, not the model process below it
+        answers = [future.result(timeout=180) for future in burst]  # one answer each, no error
+    died = [(status, body) for status, body in answers if status != 200]
+    assert all(body.startswith(b"slow from") for status, body in answers if status == 200)
+    assert 0 < len(died) <= 8 and set(died) == {(507, DIED_KILLED)}, sorted(set(died))
+    assert ray_server.process.poll() is None  # the server is still up
+    assert wait_until_served(ray_server)[0] == 200
+    assert model_replicas(ray_server) not in ([], [replica])  # Ray restarted the replica
+    deadline = time.monotonic() + 10  # the dead replica's model process ends within 0.5 s
+    while folder.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not folder.exists() and len(unpacked(ray_server)) == 1  # the new replica's only
