@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import signal
 import threading
 import time
@@ -36,6 +37,9 @@ class ModelProcess:
         response_timeout: Seconds a batch may take; past them the child is killed, the batch
             answered "Worker died." and a new child started (TorchServe's `responseTimeout`).
         envelope: TorchServe's `service_envelope` ("kserve", "kservev2"), or None.
+        leftover: A folder the child removes if it finds this process gone (killed, so its own
+            cleanup never ran): a Ray replica's unpacked model. The child then runs in a
+            session of its own, out of reach of Ray's SIGKILL to a dead replica's process group.
     """
 
     def __init__(
@@ -47,8 +51,10 @@ class ModelProcess:
         threads: int | None = None,
         response_timeout: float = RESPONSE_TIMEOUT_S,
         envelope: str | None = None,
+        leftover: Path | None = None,
     ) -> None:
-        self.args = (name, str(folder), batch_size, gpu_id, threads, envelope)
+        leftover = str(leftover) if leftover else None
+        self.args = (name, str(folder), batch_size, gpu_id, threads, envelope, leftover)
         self.response_timeout = response_timeout
         self.process = None
         self.pipe = None
@@ -113,11 +119,18 @@ class Isolated(ModelProcess):
         self.folder.remove()
 
 
-def _exit_with_parent(parent: int) -> None:
-    """End this process once its parent has ended (SIGKILL, SIGTERM: no cleanup ran there)."""
+def _exit_with_parent(parent: int, leftover: str | None) -> None:
+    """End this process once its parent has ended (SIGKILL, SIGTERM: no cleanup ran there),
+    removing what the parent would have removed."""
     while os.getppid() == parent:
         time.sleep(PARENT_CHECK_S)
+    _remove(leftover)
     os._exit(1)
+
+
+def _remove(leftover: str | None) -> None:
+    if leftover:
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def serve_batches(
@@ -128,11 +141,16 @@ def serve_batches(
     gpu_id: int | None,
     threads: int | None,
     envelope: str | None = None,
+    leftover: str | None = None,
 ) -> None:
     """In the child: load the model, then answer batches until the parent's end closes (or the
-    parent is gone: a busy handler would not see the pipe close)."""
+    parent is gone: a busy handler would not see the pipe close); then remove `leftover`, which
+    the parent, stopping or gone, no longer needs."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the engine, which stops this
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    if leftover:  # a Ray replica's: Ray kills a dead replica's process group, this with it,
+        os.setsid()  # before it could remove the folder; it ends by itself (_exit_with_parent)
+    watch = threading.Thread(target=_exit_with_parent, args=(os.getppid(), leftover), daemon=True)
+    watch.start()
     if threads:
         import torch
 
@@ -144,8 +162,13 @@ def serve_batches(
         while True:
             try:
                 batch = pipe.recv()
-            except EOFError:
-                return
-            pipe.send(run_batch(worker, batch))
+            except (EOFError, OSError):  # the parent closed its end, or died (a reset pipe)
+                break
+            answers = run_batch(worker, batch)
+            try:
+                pipe.send(answers)
+            except OSError:  # the parent died while the batch ran
+                break
     finally:
         worker.close()
+    _remove(leftover)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +31,7 @@ import ray
 import uvicorn
 from ray import serve
 
-from ..serving.frontend import Answer, RequestInput, error_answer
+from ..serving.frontend import Answer, RequestInput, error_answer, worker_died_answer
 from ..serving.metrics import Metrics
 from ..serving.model_folder import ModelFolder, mar_bytes, open_model
 from .asgi import admit_request, bind, case_keeping_protocol, counted, send_answer, serve_metrics
@@ -78,7 +79,14 @@ class ModelReplica:
     ) -> None:
         self.folder = _unpack(name, archive)
         self.worker = ModelProcess(
-            name, self.folder.path, batch_size, _gpu_id(), threads, response_timeout, envelope
+            name,
+            self.folder.path,
+            batch_size,
+            _gpu_id(),
+            threads,
+            response_timeout,
+            envelope,
+            leftover=self.folder.temporary,  # removed there if this replica is killed
         )
         self.compute = ThreadPoolExecutor(1)  # one batch at a time, as in TorchServe's worker
 
@@ -196,7 +204,9 @@ def batched_calls(handle, spec: ModelSpec, in_flight: int, metrics: Metrics):
             metrics.scheduled(request.request_id)
         try:
             return await run.remote(batch)
-        except Exception as error:  # the replica died or Ray failed: a server fault, 5xx
+        except ray.exceptions.RayActorError:  # the replica died under the batch
+            return [replica_died_answer()] * len(batch)
+        except Exception as error:  # Ray failed: a server fault, 5xx
             message = f"Ray Serve could not run the batch: {type(error).__name__}: {error}"
             return [error_answer(500, "InternalServerException", message)] * len(batch)
 
@@ -205,6 +215,15 @@ def batched_calls(handle, spec: ModelSpec, in_flight: int, metrics: Metrics):
         batch_wait_timeout_s=spec.max_batch_delay / 1000,
         max_concurrent_batches=in_flight,
     )(rows)
+
+
+def replica_died_answer() -> Answer:
+    """TorchServe's answer to a batch whose worker died, for a replica that died under its batch
+    (Ray then starts another). Ray does not say how its actor ended; no handler code runs in a
+    replica (it runs in the model's process, whose deaths `ModelProcess` answers by their exit
+    code), so a replica dies when something outside ends it: a SIGKILL, from the OOM killer or a
+    person, which TorchServe 0.12 answers 507."""
+    return worker_died_answer(-signal.SIGKILL)
 
 
 def application(specs: list[ModelSpec], settings: Settings):
@@ -253,7 +272,8 @@ def archive_bytes(spec: ModelSpec) -> bytes:
 
 
 def start_ray(specs: list[ModelSpec], settings: Settings) -> str | None:
-    """Join the cluster at `settings.address`, or start a private local Ray on loopback.
+    """Join the cluster at `settings.address`, or start a private local Ray on loopback (every
+    Ray process listening on 127.0.0.1 only: `serve_cli.keep_local_ray_on_loopback`).
 
     Returns:
         The temp folder of a local Ray (remove it after `ray.shutdown()`), else None.
@@ -264,6 +284,9 @@ def start_ray(specs: list[ModelSpec], settings: Settings) -> str | None:
         ray.init(address=settings.address, **quiet)
         return None
     temp = tempfile.mkdtemp(prefix="hk-ray-")  # short: Ray's socket paths must fit 107 bytes
+    # Ray's processes write their temp files (the replicas' unpacked models) in it, so that
+    # removing it after Ray leaves nothing, whichever process was killed meanwhile.
+    os.environ["TMPDIR"] = temp
     replicas = len(specs) * settings.replicas  # each reserves one CPU, as in a cluster
     ray.init(
         num_cpus=max(os.cpu_count() or 1, replicas),
@@ -273,6 +296,13 @@ def start_ray(specs: list[ModelSpec], settings: Settings) -> str | None:
         _node_ip_address="127.0.0.1",
         **quiet,
     )
+    if ray.util.get_node_ip_address() != "127.0.0.1":  # Ray's processes listen beyond loopback
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
+        raise RuntimeError(
+            "the local Ray took this machine's address, not 127.0.0.1: set "
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before ray is imported (serve_cli does)"
+        )
     return temp
 
 

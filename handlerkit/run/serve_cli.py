@@ -141,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
             return 2
     if args.engine == "ray" and args.address:
         use_cluster_token()
+    elif args.engine == "ray":
+        keep_local_ray_on_loopback()
     run_forever = _engine(args.engine)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` cleans up as Ctrl-C does
     try:
@@ -170,6 +172,18 @@ def use_cluster_token() -> None:
     path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
     if os.environ.get("RAY_AUTH_TOKEN") or path.is_file():
         os.environ["RAY_AUTH_MODE"] = "token"
+
+
+def keep_local_ray_on_loopback() -> None:
+    """A local Ray: its node address stays 127.0.0.1, so every Ray process listens there.
+
+    Ray 2.60's `ray.init(_node_ip_address="127.0.0.1")` swaps a loopback address for the
+    machine's (`resolve_ip_for_localhost`), and Ray's gRPC servers then listen on every
+    interface, unless RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER is 0 (Ray's single-machine mode, the
+    default on macOS and Windows; it refuses only `ray start --address`). Ray reads it once, when
+    it is imported, so this runs before; Ray's processes inherit it.
+    """
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 
 def _cannot_listen(host: str, port: int) -> str | None:

@@ -4,7 +4,12 @@ TorchServe's 500 "Worker died." and the next batch finds a new one."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import shutil
+import signal
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -107,3 +112,47 @@ def test_a_hung_handler_gets_torchservers_timeout_answer_and_the_next_batch_is_s
     assert not model.process.is_alive()  # killed, as TorchServe kills its worker
     after = model.run(requests("c"))
     assert [a.status for a in after] == [200] and model.process.pid != hung
+
+
+def _replica(folder: str, body: str, pids) -> None:
+    """A spawned stand-in for a Ray replica: its own process group (Ray kills a dead replica's
+    group), a ModelProcess that owns `folder`, then a batch that hangs or nothing at all."""
+    os.setpgrp()
+    process = ModelProcess("exiter", Path(folder), 2, None, 600, leftover=Path(folder))
+    pids.put(process.process.pid)
+    if body:
+        process.run(requests(body))
+    time.sleep(600)
+
+
+@pytest.mark.parametrize("body", ["hang", ""], ids=["busy", "idle"])
+def test_a_killed_replicas_model_process_removes_its_folder_and_ends(tmp_path, body):
+    (tmp_path / "exiter.py").write_text(EXITER)
+    torch.save({}, tmp_path / "empty.pt")
+    folder = open_model(tmp_path, "exiter", handler=str(tmp_path / "exiter.py")).temporary
+    context = multiprocessing.get_context("spawn")
+    pids = context.Queue()
+    replica = context.Process(target=_replica, args=(str(folder), body, pids))
+    replica.start()
+    child = 0
+    try:
+        child = pids.get(timeout=120)
+        time.sleep(1.0)  # the batch is in the handler
+        os.killpg(replica.pid, signal.SIGKILL)  # as Ray ends a dead replica's process group
+        deadline = time.monotonic() + 10
+        while (folder.exists() or _running(child)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not folder.exists() and not _running(child)
+    finally:
+        replica.kill()
+        replica.join()
+        if _running(child):
+            os.kill(child, signal.SIGKILL)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
