@@ -6,13 +6,15 @@ rows, random garbage, rows that hang the handler, exit its process or SIGKILL it
 must get one answer, and the right one: 200 with its own body for good and garbage rows, 500
 "Worker died." for hung and exiting rows (at the timeout), 507 for killed ones (TorchServe 0.12).
 Printed per engine: sent, answered, right, restarts (worker deaths answered), the server's memory
-(its whole process tree, RSS) at start and end. Only 127.0.0.1 is reached.
+(its whole process tree, RSS) at start and end, and what it left after Ctrl-C (processes, files
+in its TMPDIR). Only 127.0.0.1 is reached.
 Run: .venv/bin/python bench/soak.py [--minutes 10] [--engines litserve ray torchserve]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import os
 import random
@@ -65,37 +67,65 @@ def memory_mb(pid: int) -> float:
 def soak(engine: str, minutes: float, threads: int) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="hk-soak-"))
     shutil.copy(FAULTY, folder / "faulty.py")
+    temp = Path(tempfile.mkdtemp(prefix="hk-sk-"))  # the server's TMPDIR: what it leaves there
     kinds = [kind for kind, weight in MIX for _ in range(weight)]
     counts, lock = Counter(), threading.Lock()
+    server = EngineServer(
+        {"faulty": folder}, engine, handler="faulty.py", response_timeout=TIMEOUT_S
+    )
     try:
-        with EngineServer(
-            {"faulty": folder}, engine, handler="faulty.py", response_timeout=TIMEOUT_S
-        ) as server:
-            start_mb = memory_mb(server.process.pid)
-            deadline = time.monotonic() + minutes * 60
+        with temp_dir_for_children(temp):
+            server.start()
+        start_mb = memory_mb(server.process.pid)
+        deadline = time.monotonic() + minutes * 60
 
-            def client() -> None:
-                while time.monotonic() < deadline:
-                    kind = random.choice(kinds)
-                    right, status = one(server.port, kind)
-                    with lock:
-                        if not right:
-                            counts[f"wrong: {kind} -> {status}"] += 1
-                        counts["sent"] += 1
-                        counts["answered"] += right is not None
-                        counts["right"] += bool(right)
-                        counts["restarts"] += bool(right) and kind in EXPECTED
+        def client() -> None:
+            while time.monotonic() < deadline:
+                kind = random.choice(kinds)
+                right, status = one(server.port, kind)
+                with lock:
+                    if not right:
+                        counts[f"wrong: {kind} -> {status}"] += 1
+                    counts["sent"] += 1
+                    counts["answered"] += right is not None
+                    counts["right"] += bool(right)
+                    counts["restarts"] += bool(right) and kind in EXPECTED
 
-            workers = [threading.Thread(target=client) for _ in range(threads)]
-            for worker in workers:
-                worker.start()
-            for worker in workers:
-                worker.join()
-            end_mb = memory_mb(server.process.pid)
-            alive = server.process.poll() is None
+        workers = [threading.Thread(target=client) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        end_mb = memory_mb(server.process.pid)
+        alive = server.process.poll() is None
     finally:
+        server.stop()  # Ctrl-C, as a person stops it; then what is left
+        left = sorted(path.name for path in temp.iterdir())
         shutil.rmtree(folder, ignore_errors=True)
-    return {**counts, "start_mb": start_mb, "end_mb": end_mb, "server_alive": alive}
+        shutil.rmtree(temp, ignore_errors=True)
+    return {
+        **counts,
+        "start_mb": start_mb,
+        "end_mb": end_mb,
+        "server_alive": alive,
+        "processes_left": sorted(server.leftovers.values()),
+        "files_left": left,
+        "output": server.output(tail=30) if server.leftovers or left else "",
+    }
+
+
+@contextlib.contextmanager
+def temp_dir_for_children(temp: Path):
+    """TMPDIR set for the processes started inside (this one's temp folder is already chosen)."""
+    before = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(temp)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TMPDIR"]
+        else:
+            os.environ["TMPDIR"] = before
 
 
 def main() -> None:
@@ -113,6 +143,9 @@ def main() -> None:
               f"{r['server_alive']}", flush=True)  # fmt: skip
         for key in sorted(k for k in r if k.startswith("wrong")):
             print(f"    {key}: {r[key]}")
+        for key in ("processes_left", "files_left"):  # after Ctrl-C: what stop() found
+            print(f"    {key}: {r[key]}")
+        print(r["output"])
 
 
 if __name__ == "__main__":

@@ -145,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
         keep_local_ray_on_loopback()
     run_forever = _engine(args.engine)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` cleans up as Ctrl-C does
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:  # a shell's background job (`&`)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C (SIGINT) still stops
     try:
         run_forever(specs, settings, ready=lambda: _announce(args.engine, specs, settings))
     except KeyboardInterrupt:

@@ -167,3 +167,18 @@ def test_killing_a_ray_replica_mid_burst_answers_every_request_once_and_leaves_n
     while folder.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not folder.exists() and len(unpacked(ray_server)) == 1  # the new replica's only
+
+
+def test_serve_stops_on_sigint_when_started_with_sigint_ignored(tmp_path_factory):
+    # A shell starts a background job (`serve ... &`) with SIGINT ignored, and Python keeps that:
+    # EngineServer's Ctrl-C was ignored, and after 60 s it killed the process group, which left
+    # the local Ray's temp folder behind (measured after a soak launched in the background).
+    server = faulty_server(tmp_path_factory, "ray")
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the command
+    try:
+        server.start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started < 45 and server.leftovers == {}
