@@ -30,7 +30,7 @@ def test_models_are_named_and_batched_per_model(tmp_path):
     [
         (["mnist"], {}, "is not NAME=MODEL"),
         (["mnist=/no/such/folder"], {}, "does not exist"),
-        ([f"a={samples.MNIST_DIR}", f"a={samples.MNIST_DIR}"], {}, "repeat"),
+        ([f"a={samples.MNIST_DIR}", f"a={samples.MNIST_DIR}"], {}, "version 1.0 is given twice"),
         ([f"a={samples.MNIST_DIR}"], {"batch_size": {"b": 2}}, "not served here"),
         ([f"a={samples.MNIST_DIR}"], {"batch_size": 0}, ">= 1"),
     ],

@@ -80,7 +80,7 @@ def test_serve_joins_a_running_cluster_and_answers_like_the_offline_server(clust
         assert _close(got, wanted), (got, wanted)
     # Each model replica reserves one CPU and each node has one: the two run on different
     # nodes; the frontend (TorchServe's API, on the serve command's node) reserves none.
-    assert replicas == {"frontend": {"RUNNING": 1}, "model-mnist": {"RUNNING": 2}}
+    assert replicas == {"frontend": {"RUNNING": 1}, "model-mnist@1.0": {"RUNNING": 2}}
     assert server.leftovers == {}
     assert "handlerkit" not in _serve_status(address)  # its own application only is removed
     assert port_in_use(int(address.rsplit(":", 1)[1]))  # and the cluster is still up
