@@ -289,3 +289,14 @@ def test_server_stops_when_the_body_raises_and_writes_nothing_to_cwd(
     assert _processes_mentioning(config) == []
     assert not server.running
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_port_offered_again_never_collides_with_a_fixed_one(monkeypatch):
+    """The system may offer a fixed port (not held yet) as a free one: TorchServe would then bind
+    two endpoints to it and stop at start (seen once in notebook 07's --engine torchserve)."""
+    from handlerkit.run.torchserve import process
+
+    monkeypatch.setattr(process, "free_ports", lambda n: [8080, 5001, 5002, 5003, 5004, 5005][:n])
+    monkeypatch.setattr(process, "port_in_use", lambda port: False)
+    ports = process.choose_ports({"inference": 8080})
+    assert ports["inference"] == 8080 and len(set(ports.values())) == len(ports), ports

@@ -55,7 +55,9 @@ def choose_ports(fixed: Mapping[str, int]) -> dict[str, int]:
                 "there, or leave it out of ports= to pick a free one"
             )
     free = [endpoint for endpoint in PORT_NAMES if endpoint not in fixed]
-    return {**fixed, **dict(zip(free, free_ports(len(free)), strict=True))}
+    # Fixed ports are not held yet, so the system may offer one of them again: drop those.
+    offered = [port for port in free_ports(len(free) + len(fixed)) if port not in fixed.values()]
+    return {**fixed, **dict(zip(free, offered[: len(free)], strict=True))}
 
 
 def write_config(
