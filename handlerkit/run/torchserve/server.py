@@ -16,13 +16,13 @@ import tempfile
 import time
 import urllib.parse
 import weakref
-import zipfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from ...serving.frontend import Answer
+from ...serving.model_folder import version_of
 from .. import launcher
 from ..models import HOST
 from .archive import archive, mar_in_store
@@ -208,9 +208,7 @@ class TorchServe:
                         settings = self.model_settings.get(name, {})
                         self.register(name, mar, replace=False, **settings)
                     else:  # loaded at start: wait for its workers
-                        version = _mar_version(
-                            self.model_store / mar_in_store(self.model_store, mar)
-                        )
+                        version = self._version(mar)
                         self._wait_until_ready(name, self.workers, (0, 0), version)
         except BaseException:
             self.stop()
@@ -282,10 +280,9 @@ class TorchServe:
             settings = self.model_settings.get(name, {})
             loads[name] = []
             for mar in mars:
-                path = Path(mar_in_store(self.model_store, mar))
                 loads[name].append({
-                    "marName": path.name,
-                    "version": _mar_version(self.model_store / path.name),
+                    "marName": mar_in_store(self.model_store, mar),
+                    "version": self._version(mar),
                     "minWorkers": self.workers,
                     "maxWorkers": self.workers,
                     "batchSize": settings.get("batch_size", self.batch_size),
@@ -339,7 +336,7 @@ class TorchServe:
         """
         if replace:
             self.unregister(name)
-        version = _mar_version(self.model_store / mar_in_store(self.model_store, mar))
+        version = self._version(mar)
         offsets = (file_size(self._log("model_log.log")), file_size(self._log("ts_log.log")))
         params = {
             "url": mar_in_store(self.model_store, mar),
@@ -373,6 +370,10 @@ class TorchServe:
         if not answer.ok:
             raise ServeError(f"TorchServe could not unregister {name}: {answer.text}")
         return True
+
+    def _version(self, mar: str | os.PathLike) -> str:
+        """The version a `.mar` in the store declares (TorchServe keys its settings by it)."""
+        return version_of(self.model_store / mar_in_store(self.model_store, mar))
 
     def describe(self, name: str, version: str | None = None) -> dict:
         """Return `GET /models/<name>[/<version>]` (batch size, workers and their status) of
@@ -495,10 +496,3 @@ class TorchServe:
         if file_name == "console.log" and self._workdir is not None:
             return self._workdir / file_name
         return (self.log_dir or Path(os.devnull)) / file_name
-
-
-def _mar_version(mar: Path) -> str:
-    """The model version a `.mar`'s manifest declares (TorchServe keys its settings by it)."""
-    with zipfile.ZipFile(mar) as archive:
-        manifest = json.loads(archive.read("MAR-INF/MANIFEST.json"))
-    return str(manifest["model"].get("modelVersion", "1.0"))
